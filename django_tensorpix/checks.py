@@ -1,0 +1,135 @@
+"""System checks for the ``TENSORPIX`` setting. Ids are stable: hosts may silence them."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, register
+
+from django_tensorpix.conf import DEFAULTS, POSITIVE_NUMBERS, tensorpix_settings
+
+HINT_SETTINGS = "See the settings reference in django-tensorpix's README."
+# Plain http is fine for an emulator on this machine, never for a remote host.
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@register(Tags.compatibility)
+def check_tensorpix_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    user_settings = getattr(settings, "TENSORPIX", None)
+    if user_settings is not None and not isinstance(user_settings, dict):
+        return [
+            Error(
+                "settings.TENSORPIX must be a dict.",
+                hint=HINT_SETTINGS,
+                id="tensorpix.E002",
+            )
+        ]
+    messages: list[CheckMessage] = []
+    for key in tensorpix_settings.unknown_keys():
+        messages.append(
+            Error(
+                f"Unknown key {key!r} in settings.TENSORPIX.",
+                hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+                id="tensorpix.E003",
+            )
+        )
+    messages += _check_numbers()
+    messages += _check_archive_storage()
+    accounts_setting = tensorpix_settings.ACCOUNTS
+    if not isinstance(accounts_setting, dict) or not all(
+        isinstance(options, dict) for options in accounts_setting.values()
+    ):
+        messages.append(
+            Error(
+                'TENSORPIX["ACCOUNTS"] must map aliases to dicts with API_KEY and BASE_URL.',
+                hint=HINT_SETTINGS,
+                id="tensorpix.E006",
+            )
+        )
+        return messages
+    messages += _check_accounts()
+    return messages
+
+
+def _check_numbers() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for key in POSITIVE_NUMBERS:
+        value = getattr(tensorpix_settings, key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            messages.append(
+                Error(
+                    f'TENSORPIX["{key}"] must be a positive number, not {value!r}.',
+                    hint=f"The default is {DEFAULTS[key]!r}.",
+                    id="tensorpix.E004",
+                )
+            )
+    retries = tensorpix_settings.MAX_RETRIES
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        messages.append(
+            Error(
+                f'TENSORPIX["MAX_RETRIES"] must be a whole number ≥ 0, not {retries!r}.',
+                hint=f"The default is {DEFAULTS['MAX_RETRIES']!r}.",
+                id="tensorpix.E004",
+            )
+        )
+    return messages
+
+
+def _check_archive_storage() -> list[CheckMessage]:
+    alias = tensorpix_settings.ARCHIVE_STORAGE
+    if alias in settings.STORAGES:
+        return []
+    return [
+        Error(
+            f'TENSORPIX["ARCHIVE_STORAGE"] names the storage {alias!r}, '
+            "which settings.STORAGES does not define.",
+            hint=f"Defined storages: {', '.join(sorted(settings.STORAGES))}.",
+            id="tensorpix.E008",
+        )
+    ]
+
+
+def _check_accounts() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for alias, account in tensorpix_settings.accounts.items():
+        if not account.api_key:
+            if alias == "default":
+                messages.append(
+                    Error(
+                        "No TensorPix API key for the default account.",
+                        hint='Set TENSORPIX["API_KEY"] or the TENSORPIX_API_KEY '
+                        "environment variable.",
+                        id="tensorpix.E001",
+                    )
+                )
+            else:
+                messages.append(
+                    Error(
+                        f"No TensorPix API key for account {alias!r}.",
+                        hint=f'Set TENSORPIX["ACCOUNTS"]["{alias}"]["API_KEY"].',
+                        id="tensorpix.E001",
+                    )
+                )
+        url = urlsplit(account.base_url)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            messages.append(
+                Error(
+                    f"The base URL of TensorPix account {alias!r} is not an http(s) URL: "
+                    f"{account.base_url!r}.",
+                    hint="Use https://backend.tensorpix.ai or your emulator's address.",
+                    id="tensorpix.E005",
+                )
+            )
+        elif url.scheme == "http" and not settings.DEBUG and url.hostname not in LOOPBACK:
+            messages.append(
+                Error(
+                    f"TensorPix account {alias!r} would send its API key over plain http "
+                    f"to {url.hostname}.",
+                    hint="Use https outside DEBUG; plain http is meant for a local emulator.",
+                    id="tensorpix.E007",
+                )
+            )
+    return messages
+

@@ -1,0 +1,151 @@
+"""Settings for django-tensorpix, read from one ``TENSORPIX`` dict in the host's settings.
+
+Modelled on Django REST framework's ``api_settings``: defaults live in ``DEFAULTS`` below
+(the one place each key is documented), values are read lazily, and the cache is dropped
+when ``setting_changed`` fires so ``override_settings`` works in tests.
+
+API keys are read from settings or the environment only; they are never stored in the
+database and never shown in a ``repr``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+DEFAULT_ACCOUNT = "default"
+DEFAULT_BASE_URL = "https://backend.tensorpix.ai"
+
+DEFAULTS: dict[str, Any] = {
+    # The default account's API key ("Settings → For Developers" in the TensorPix web app).
+    # Falls back to the TENSORPIX_API_KEY environment variable when empty.
+    "API_KEY": "",
+    # The default account's API root. Falls back to TENSORPIX_BASE_URL, then to
+    # https://backend.tensorpix.ai.
+    "BASE_URL": "",
+    # Further accounts: {"alias": {"API_KEY": "...", "BASE_URL": "..."}}. BASE_URL is
+    # optional and defaults to https://backend.tensorpix.ai.
+    "ACCOUNTS": {},
+    # Seconds to wait for a TCP connection to TensorPix, and for a response after it.
+    "CONNECT_TIMEOUT": 5.0,
+    "READ_TIMEOUT": 30.0,
+    # How many times an idempotent request (GET, DELETE) is retried after a connection
+    # error, a timeout, 502/503/504 or 429. POST is never retried: it could bill twice.
+    "MAX_RETRIES": 4,
+    # Exponential backoff between retries: BASE * 2**attempt, with full jitter, capped
+    # at MAX. A 429's Retry-After is honoured up to RETRY_AFTER_MAX.
+    "RETRY_BACKOFF_BASE": 0.5,
+    "RETRY_BACKOFF_MAX": 30.0,
+    "RETRY_AFTER_MAX": 120.0,
+    # Upload chunk size in bytes: an upload never holds more than this in memory.
+    "UPLOAD_CHUNK_SIZE": 1024 * 1024,
+    # Objects asked for per page when listing (limit for limit/offset, page_size for pages).
+    "PAGE_SIZE": 100,
+    # Alias in settings.STORAGES where finished outputs are archived, and the
+    # upload_to pattern (strftime) of archived files inside it.
+    "ARCHIVE_STORAGE": "default",
+    "ARCHIVE_UPLOAD_TO": "tensorpix/%Y/%m/",
+}
+
+# Keys whose value must be a positive number, checked by tensorpix.E004.
+POSITIVE_NUMBERS = (
+    "CONNECT_TIMEOUT",
+    "READ_TIMEOUT",
+    "RETRY_BACKOFF_BASE",
+    "RETRY_BACKOFF_MAX",
+    "RETRY_AFTER_MAX",
+    "UPLOAD_CHUNK_SIZE",
+    "PAGE_SIZE",
+)
+
+
+@dataclass(frozen=True)
+class Account:
+    """One TensorPix account: an alias, its key and its API root.
+
+    The key is excluded from ``repr`` so that an account in a traceback, a log line or
+    a Celery task's arguments never shows it.
+    """
+
+    alias: str
+    api_key: str = field(repr=False)
+    base_url: str = DEFAULT_BASE_URL
+
+
+class ImproperlyConfiguredAccount(LookupError):
+    """Raised when code asks for an account that the settings do not define."""
+
+
+class TensorPixSettings:
+    """Lazy, cached view of ``settings.TENSORPIX`` merged over ``DEFAULTS``."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        value = getattr(settings, "TENSORPIX", None) or {}
+        return dict(value)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in DEFAULTS:
+            raise AttributeError(f"Invalid TensorPix setting: {name!r}")
+        if name not in self._cache:
+            self._cache[name] = self.user_settings.get(name, DEFAULTS[name])
+        return self._cache[name]
+
+    def unknown_keys(self) -> list[str]:
+        return sorted(set(self.user_settings) - set(DEFAULTS))
+
+    @property
+    def accounts(self) -> dict[str, Account]:
+        """Every configured account by alias; ``"default"`` is always present.
+
+        Not cached, so the environment fallback is read afresh each time.
+        """
+        default = Account(
+                alias=DEFAULT_ACCOUNT,
+                api_key=self.API_KEY or os.environ.get("TENSORPIX_API_KEY", ""),
+                base_url=_clean_base_url(
+                    self.BASE_URL or os.environ.get("TENSORPIX_BASE_URL", "") or DEFAULT_BASE_URL
+                ),
+            )
+        accounts = {DEFAULT_ACCOUNT: default}
+        for alias, options in (self.ACCOUNTS or {}).items():
+            options = options or {}
+            accounts[alias] = Account(
+                alias=alias,
+                api_key=options.get("API_KEY", ""),
+                base_url=_clean_base_url(options.get("BASE_URL") or DEFAULT_BASE_URL),
+            )
+        return accounts
+
+    def get_account(self, alias: str = DEFAULT_ACCOUNT) -> Account:
+        try:
+            return self.accounts[alias]
+        except KeyError:
+            known = ", ".join(sorted(self.accounts))
+            raise ImproperlyConfiguredAccount(
+                f"No TensorPix account named {alias!r} (configured: {known})."
+            ) from None
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+
+def _clean_base_url(url: str) -> str:
+    return str(url).rstrip("/")
+
+
+tensorpix_settings = TensorPixSettings()
+
+
+@receiver(setting_changed)
+def _reload_tensorpix_settings(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("TENSORPIX",):
+        tensorpix_settings.reload()

@@ -1,0 +1,70 @@
+"""Settings for the test suite.
+
+DATABASE_URL picks the database (default: SQLite in memory); pytest-django creates
+``test_<name>`` on PostgreSQL. The API key is a placeholder: tests that talk to the
+emulator configure the account they need with ``override_settings``.
+"""
+
+import os
+
+import dj_database_url
+
+SECRET_KEY = "django-tensorpix-tests"  # noqa: S105
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "rest_framework",
+    "django_tensorpix",
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", "sqlite://:memory:"), conn_max_age=0
+    )
+}
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
+TENSORPIX = {
+    "API_KEY": "test-key-not-secret",
+    "BASE_URL": "http://127.0.0.1:9",
+    # Tests exercise retries; keep their sleeps short.
+    "RETRY_BACKOFF_BASE": 0.01,
+    "RETRY_BACKOFF_MAX": 0.05,
+    "RETRY_AFTER_MAX": 2.0,
+    "CONNECT_TIMEOUT": 2.0,
+    "READ_TIMEOUT": 5.0,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django_tensorpix": {"level": "DEBUG", "handlers": []}},
+}
