@@ -132,4 +132,3 @@ def _check_accounts() -> list[CheckMessage]:
                 )
             )
     return messages
-

@@ -109,12 +109,12 @@ class TensorPixSettings:
         Not cached, so the environment fallback is read afresh each time.
         """
         default = Account(
-                alias=DEFAULT_ACCOUNT,
-                api_key=self.API_KEY or os.environ.get("TENSORPIX_API_KEY", ""),
-                base_url=_clean_base_url(
-                    self.BASE_URL or os.environ.get("TENSORPIX_BASE_URL", "") or DEFAULT_BASE_URL
-                ),
-            )
+            alias=DEFAULT_ACCOUNT,
+            api_key=self.API_KEY or os.environ.get("TENSORPIX_API_KEY", ""),
+            base_url=_clean_base_url(
+                self.BASE_URL or os.environ.get("TENSORPIX_BASE_URL", "") or DEFAULT_BASE_URL
+            ),
+        )
         accounts = {DEFAULT_ACCOUNT: default}
         for alias, options in (self.ACCOUNTS or {}).items():
             options = options or {}

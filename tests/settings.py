@@ -9,7 +9,7 @@ import os
 
 import dj_database_url
 
-SECRET_KEY = "django-tensorpix-tests"  # noqa: S105
+SECRET_KEY = "django-tensorpix-tests"
 DEBUG = False
 USE_TZ = True
 TIME_ZONE = "UTC"

@@ -5,7 +5,7 @@ from django.test import override_settings
 from django_tensorpix.checks import check_tensorpix_settings
 
 
-def check_ids(**tensorpix) -> list[str]:
+def check_ids(**tensorpix) -> list[str | None]:
     with override_settings(TENSORPIX=tensorpix):
         return [message.id for message in check_tensorpix_settings()]
 
@@ -25,7 +25,7 @@ def test_e001_no_api_key_for_the_default_account():
         messages = check_tensorpix_settings()
     assert [m.id for m in messages] == ["tensorpix.E001"]
     assert isinstance(messages[0], Error)
-    assert "TENSORPIX_API_KEY" in messages[0].hint
+    assert "TENSORPIX_API_KEY" in str(messages[0].hint)
 
 
 def test_e001_is_satisfied_by_the_environment(monkeypatch):

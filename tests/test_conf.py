@@ -69,7 +69,7 @@ def test_additional_accounts_default_to_the_tensorpix_base_url(clean_env):
 def test_unknown_account_names_the_configured_ones(clean_env):
     with (
         override_settings(TENSORPIX={"ACCOUNTS": {"studio": {"API_KEY": "k"}}}),
-        pytest.raises(ImproperlyConfiguredAccount, match="'nope'.*default, studio"),
+        pytest.raises(ImproperlyConfiguredAccount, match=r"'nope'.*default, studio"),
     ):
         tensorpix_settings.get_account("nope")
 
