@@ -1,0 +1,115 @@
+"""``manage.py tensorpix_sync``: mirror a TensorPix account into the database.
+
+Streams each kind page by page (one page in memory at a time) and, once a kind's listing
+is complete, flags the rows TensorPix no longer returns. Exits non-zero with a message that
+says what to fix when the key is refused or TensorPix cannot be reached; the key itself is
+never printed.
+"""
+
+from __future__ import annotations
+
+from argparse import ArgumentTypeError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from django_tensorpix.client import TensorPixClient
+from django_tensorpix.conf import ImproperlyConfiguredAccount
+from django_tensorpix.exceptions import (
+    APIError,
+    AuthenticationError,
+    MalformedPayload,
+    MalformedResponse,
+    TransientError,
+)
+from django_tensorpix.sync import SYNC_KINDS, SyncResult, sync_pages
+
+ERASE_LINE = "\r\x1b[2K"
+# Catalogue and inputs first, jobs last: a job's nested copies then refresh the others.
+ORDER = ("ml-models", "videos", "restored-videos", "jobs")
+
+
+class Command(BaseCommand):
+    help = "Copy TensorPix jobs, videos, restored videos and ML models into the database."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "kinds",
+            nargs="*",
+            type=kind_name,
+            metavar="KIND",
+            help=f"What to sync, among {', '.join(ORDER)} (default: everything).",
+        )
+        parser.add_argument(
+            "--account",
+            default="default",
+            help="Alias of the account in settings.TENSORPIX (default: %(default)s).",
+        )
+        parser.add_argument(
+            "--no-mark-missing",
+            action="store_true",
+            help="Do not flag rows that TensorPix no longer returns.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        kinds = [kind for kind in ORDER if kind in (options["kinds"] or ORDER)]
+        account = options["account"]
+        try:
+            client = TensorPixClient.for_account(account)
+        except ImproperlyConfiguredAccount as error:
+            raise CommandError(str(error)) from None
+        with client:
+            for kind in kinds:
+                result = self.sync_kind(client, kind, account, not options["no_mark_missing"])
+                self.stdout.write(f"{kind}: {describe(result)}")
+
+    def sync_kind(
+        self, client: TensorPixClient, kind: str, account: str, mark_missing: bool
+    ) -> SyncResult:
+        pages = getattr(client, SYNC_KINDS[kind].client_method)()
+        show_progress = self.stdout.isatty()
+
+        def progress(result: SyncResult) -> None:
+            if show_progress:
+                self.stdout.write(f"\r{kind}: {result.seen} synced…", ending="")
+                self.stdout.flush()
+
+        try:
+            result = sync_pages(
+                kind, pages, account=account, mark_missing=mark_missing, on_page=progress
+            )
+        except AuthenticationError as error:
+            raise CommandError(
+                f"TensorPix refused the API key of account {account!r} ({error.status}). "
+                "Check TENSORPIX['API_KEY'] (or ACCOUNTS) and that the plan allows API access."
+            ) from None
+        except TransientError as error:
+            raise CommandError(
+                f"TensorPix could not be reached while syncing {kind} of account "
+                f"{account!r}: {error}"
+            ) from None
+        except (APIError, MalformedResponse, MalformedPayload) as error:
+            raise CommandError(f"Syncing {kind} of account {account!r} failed: {error}") from None
+        finally:
+            if show_progress:
+                self.stdout.write(ERASE_LINE, ending="")
+        return result
+
+
+def kind_name(value: str) -> str:
+    # A type rather than ``choices``: argparse checks an empty ``nargs="*"`` against choices.
+    if value not in ORDER:
+        raise ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(ORDER)})")
+    return value
+
+
+def describe(result: SyncResult) -> str:
+    parts = [
+        f"{result.created} created",
+        f"{result.changed} changed",
+        f"{result.unchanged} unchanged",
+    ]
+    if result.stale:
+        parts.append(f"{result.stale} stale (ignored)")
+    parts.append(f"{result.missing} newly missing")
+    return ", ".join(parts)

@@ -1,0 +1,280 @@
+"""Syncing job pages: nested objects, ML model links, and the one place a status changes.
+
+A page of jobs costs a constant number of queries whatever its size: the page's job rows
+(locked), then for ML models, input videos and output videos one read and one write each,
+one upsert of the jobs, one read / delete / insert of ML model links, one insert of events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from django.db import router, transaction
+from django.dispatch import Signal
+from django.utils import timezone
+
+from django_tensorpix import signals
+from django_tensorpix.enums import JobEventKind, JobStatus, SubmissionState
+from django_tensorpix.models import Job, JobEvent, MLModel, RestoredVideo, Video
+from django_tensorpix.sync.payloads import Parsed
+from django_tensorpix.sync.rows import (
+    BOOKKEEPING_FIELDS,
+    RowChange,
+    apply_payload,
+    last_per_id,
+    mark_seen,
+    read_existing,
+    save_rows,
+    send_post_save,
+    upsert_page,
+)
+from django_tensorpix.sync.specs import JOB, ML_MODEL, RESTORED_VIDEO, VIDEO
+
+JOB_UPDATE_FIELDS = [
+    *JOB.column_names(),
+    "input_video",
+    "output_video",
+    "status_changed_at",
+    *BOOKKEEPING_FIELDS,
+]
+STATUS_SIGNALS: dict[int | None, Signal] = {
+    JobStatus.FINISHED: signals.job_finished,
+    JobStatus.FAILED: signals.job_failed,
+    JobStatus.CANCELED: signals.job_canceled,
+}
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The verdict on a payload for a job: applied or stale, and the status move it makes."""
+
+    accepted: bool
+    old_status: int | None
+    new_status: int | None
+
+    @property
+    def status_changed(self) -> bool:
+        return self.accepted and self.old_status != self.new_status
+
+
+def decide_transition(job: Job | None, parsed: Parsed) -> Transition:
+    """Whether a payload may update a job: the only place a job's status is decided.
+
+    Monotonic: a job in a final status never leaves it, and within one status
+    ``processing_progress`` never goes back; a payload that would do either is stale (read
+    before one we already applied) and is ignored as a whole. Any other move is TensorPix's
+    word, including to or from a status this version does not know, and back to In Queue
+    (TensorPix may requeue a job whose GPU server went away).
+    """
+    new_status = parsed.values["status"]
+    if job is None or job.status is None:
+        return Transition(True, None, new_status)
+    old_status = job.status
+    if JobStatus.value_is_terminal(old_status) and new_status != old_status:
+        return Transition(False, old_status, new_status)
+    new_progress = parsed.values["processing_progress"]
+    progress = job.processing_progress
+    if new_status == old_status and progress is not None and new_progress < progress:
+        return Transition(False, old_status, new_status)
+    return Transition(True, old_status, new_status)
+
+
+@dataclass
+class JobPage:
+    """What syncing one page of jobs did, by TensorPix id."""
+
+    changes: dict[int, RowChange]
+
+
+def sync_job_page(parsed_jobs: Iterable[Parsed], *, account: str) -> JobPage:
+    jobs = last_per_id(parsed_jobs)
+    using = router.db_for_write(Job)
+    now = timezone.now()
+    with transaction.atomic(using=using):
+        existing = read_existing(
+            Job, account, [job.tensorpix_id for job in jobs], using=using, lock=True
+        )
+        transitions = {
+            job.tensorpix_id: decide_transition(existing.get(job.tensorpix_id), job) for job in jobs
+        }
+        accepted = [job for job in jobs if transitions[job.tensorpix_id].accepted]
+        nested = _upsert_nested(accepted, account=account, now=now, using=using)
+        changes = {}
+        for job in jobs:
+            row = existing.get(job.tensorpix_id)
+            if transitions[job.tensorpix_id].accepted:
+                changes[job.tensorpix_id] = _apply_job(job, row, nested, account=account, now=now)
+            else:
+                mark_seen(row, now)
+                changes[job.tensorpix_id] = RowChange(row, created=False, changed=set(), stale=True)
+        for job_id, transition in transitions.items():
+            if transition.status_changed:
+                changes[job_id].instance.status_changed_at = now
+        save_rows(Job, changes.values(), JOB_UPDATE_FIELDS, now=now, using=using)
+        _link_ml_models(accepted, changes, nested.ml_models, using=using)
+        _record_transitions(changes, transitions, now=now, using=using)
+        for group in (nested.ml_models, nested.videos, nested.restored_videos, changes):
+            send_post_save(group.values(), using=using)
+    return JobPage(changes)
+
+
+@dataclass
+class NestedRows:
+    ml_models: dict[int, RowChange]
+    videos: dict[int, RowChange]
+    restored_videos: dict[int, RowChange]
+
+
+def job_remote_data(raw: dict[str, Any]) -> dict[str, Any]:
+    """A job's payload as kept in ``remote_data``: nested objects by reference, ``{"id": N}``.
+
+    Their full payloads live in their own rows' ``remote_data``; keeping them here too would
+    double the JSON written per job, and a finished job's presigned output URLs (re-signed
+    on every read) would make its own payload differ on every sync.
+    """
+    kept = dict(raw)
+    for name in ("input_video", "output_video"):
+        if isinstance(raw.get(name), dict):
+            kept[name] = {"id": raw[name]["id"]}
+    kept["ml_models"] = [{"id": model["id"]} for model in raw["ml_models"]]
+    return kept
+
+
+def _upsert_nested(jobs: list[Parsed], *, account: str, now: datetime, using: str) -> NestedRows:
+    def upsert(spec: Any, model: Any, items: Iterable[Parsed | None]) -> dict[int, RowChange]:
+        present = [item for item in items if item is not None]
+        return upsert_page(spec, model, present, account=account, now=now, using=using)
+
+    values = [job.values for job in jobs]
+    return NestedRows(
+        ml_models=upsert(ML_MODEL, MLModel, [m for v in values for m in v["ml_models"]]),
+        videos=upsert(VIDEO, Video, [v["input_video"] for v in values]),
+        restored_videos=upsert(RESTORED_VIDEO, RestoredVideo, [v["output_video"] for v in values]),
+    )
+
+
+def _apply_job(
+    job: Parsed, row: Job | None, nested: NestedRows, *, account: str, now: datetime
+) -> RowChange:
+    change = apply_payload(
+        JOB,
+        Job,
+        job,
+        row,
+        account=account,
+        now=now,
+        defaults={"submission_state": SubmissionState.SUBMITTED},
+        remote_data=job_remote_data(job.raw),
+    )
+    instance = change.instance
+    links = (
+        ("input_video", nested.videos),
+        ("output_video", nested.restored_videos),
+    )
+    for name, rows in links:
+        payload = job.values[name]
+        target = rows[payload.tensorpix_id].instance if payload is not None else None
+        if getattr(instance, f"{name}_id") != (target.pk if target else None):
+            change.changed.add(name)
+        setattr(instance, name, target)
+    if change.created:
+        change.changed.clear()
+    elif change.changed:
+        change.identical = False
+    return change
+
+
+def _link_ml_models(
+    jobs: list[Parsed],
+    changes: dict[int, RowChange],
+    ml_models: dict[int, RowChange],
+    *,
+    using: str,
+) -> None:
+    """Make each job's ML model links match its payload: one read, one delete, one insert."""
+    through = Job.ml_models.through
+    links = through._default_manager.using(using)
+    wanted = {
+        changes[job.tensorpix_id].instance.pk: {
+            ml_models[model.tensorpix_id].instance.pk for model in job.values["ml_models"]
+        }
+        for job in jobs
+    }
+    current: dict[int, set[int]] = {job_pk: set() for job_pk in wanted}
+    obsolete = []
+    known_jobs = [
+        changes[job.tensorpix_id].instance.pk
+        for job in jobs
+        if not changes[job.tensorpix_id].created
+    ]
+    if known_jobs:
+        rows = links.filter(job_id__in=known_jobs).values_list("id", "job_id", "mlmodel_id")
+        for link_id, job_pk, model_pk in rows:
+            current[job_pk].add(model_pk)
+            if model_pk not in wanted[job_pk]:
+                obsolete.append(link_id)
+    if obsolete:
+        links.filter(id__in=obsolete).delete()
+    new_links = [
+        through(job_id=job_pk, mlmodel_id=model_pk)
+        for job_pk, model_pks in wanted.items()
+        for model_pk in model_pks - current[job_pk]
+    ]
+    if new_links:
+        links.bulk_create(new_links)
+    for change in changes.values():
+        pk = change.instance.pk
+        if pk in wanted and not change.created and current[pk] != wanted[pk]:
+            change.changed.add("ml_models")
+
+
+def _record_transitions(
+    changes: dict[int, RowChange],
+    transitions: dict[int, Transition],
+    *,
+    now: datetime,
+    using: str,
+) -> None:
+    """One event row per status change, in this transaction; signals once it commits."""
+    events = []
+    for job_id, transition in transitions.items():
+        if not transition.status_changed:
+            continue
+        change = changes[job_id]
+        events.append(
+            JobEvent(
+                job=change.instance,
+                at=now,
+                kind=JobEventKind.STATUS,
+                old_value=_status_text(transition.old_status),
+                new_value=_status_text(transition.new_status),
+            )
+        )
+        _send_on_commit(change, transition, using=using)
+    if events:
+        JobEvent.objects.using(using).bulk_create(events)
+
+
+def _status_text(status: int | None) -> str:
+    return "" if status is None else str(status)
+
+
+def _send_on_commit(change: RowChange, transition: Transition, *, using: str) -> None:
+    arguments: dict[str, Any] = {"sender": Job, "job": change.instance, "created": change.created}
+    transaction.on_commit(
+        partial(
+            signals.job_status_changed.send,
+            old_status=transition.old_status,
+            new_status=transition.new_status,
+            **arguments,
+        ),
+        using=using,
+        robust=True,
+    )
+    status_signal = STATUS_SIGNALS.get(transition.new_status)
+    if status_signal is not None:
+        transaction.on_commit(partial(status_signal.send, **arguments), using=using, robust=True)

@@ -1,0 +1,188 @@
+"""Upserting one page of checked payloads for one model, in a constant number of queries.
+
+The page's existing rows are read in one query and the diff is computed in Python.
+Rows that differ from what is stored are written by one ``INSERT ... ON CONFLICT
+(account, tensorpix_id) DO UPDATE`` (Django's ``bulk_create(update_conflicts=True)``; two
+statements when the page mixes new and known rows); rows whose payload is exactly the
+stored one only get their ``synced_at`` moved, by one ``UPDATE``. Reading first is what
+tells created from changed from unchanged, which ``bulk_create`` alone cannot.
+
+A row whose TensorPix fields did not change sends no ``post_save``, even when it is
+written (a re-signed URL is still stored). ``synced_at`` moves either way: a full sync
+relies on it to find the rows TensorPix no longer returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import models
+from django.db.models.signals import post_save
+
+from django_tensorpix.sync.payloads import ObjectSpec, Parsed, same_json
+
+# Columns the sync owns besides TensorPix's fields. Local columns (a job's polling and
+# submission fields, its user...) are never in the ON CONFLICT update, so a concurrent
+# poller or submitter does not lose its writes.
+BOOKKEEPING_FIELDS = ["remote_data", "synced_at", "missing_remote", "missing_since"]
+REMOTE_KEY = ["account", "tensorpix_id"]
+
+
+@dataclass
+class RowChange:
+    """What the sync did to one row; ``changed`` names the TensorPix fields that changed."""
+
+    instance: Any
+    created: bool
+    changed: set[str]
+    stale: bool = False
+    # TensorPix sent exactly what is stored: only ``synced_at`` needs to move.
+    identical: bool = False
+
+    @property
+    def is_change(self) -> bool:
+        return self.created or bool(self.changed)
+
+
+def last_per_id(items: Iterable[Parsed]) -> list[Parsed]:
+    """One payload per TensorPix id, the last one seen (a later read is fresher)."""
+    by_id = {item.tensorpix_id: item for item in items}
+    return list(by_id.values())
+
+
+def read_existing(
+    model: Any,
+    account: str,
+    ids: Sequence[int],
+    *,
+    using: str,
+    lock: bool = False,
+) -> dict[int, Any]:
+    if not ids:
+        return {}
+    queryset = model._default_manager.using(using).filter(account=account, tensorpix_id__in=ids)
+    if lock:
+        # Ordered, so two syncs of overlapping pages lock in the same order (no deadlock).
+        queryset = queryset.select_for_update().order_by("pk")
+    return {row.tensorpix_id: row for row in queryset}
+
+
+def apply_payload(
+    spec: ObjectSpec,
+    model: type[models.Model],
+    parsed: Parsed,
+    existing: Any | None,
+    *,
+    account: str,
+    now: datetime,
+    defaults: dict[str, Any] | None = None,
+    remote_data: dict[str, Any] | None = None,
+) -> RowChange:
+    """Set a row's columns from a payload (a new instance if there is no row yet).
+
+    ``remote_data`` is what to keep of the payload, the payload itself by default.
+    """
+    stored = parsed.raw if remote_data is None else remote_data
+    columns = {name: parsed.values[name] for name in spec.column_names()}
+    if existing is None:
+        instance = model(
+            account=account, tensorpix_id=parsed.tensorpix_id, **columns, **(defaults or {})
+        )
+        change = RowChange(instance, created=True, changed=set())
+    elif same_json(existing.remote_data, stored) and not existing.missing_remote:
+        change = RowChange(existing, created=False, changed=set(), identical=True)
+    else:
+        change = RowChange(existing, created=False, changed=spec.changed_fields(existing, parsed))
+        for name, value in columns.items():
+            setattr(existing, name, value)
+    mark_seen(change.instance, now)
+    change.instance.remote_data = stored
+    return change
+
+
+def mark_seen(instance: Any, now: datetime) -> None:
+    instance.synced_at = now
+    instance.missing_remote = False
+    instance.missing_since = None
+
+
+def save_rows(
+    model: type[models.Model],
+    changes: Iterable[RowChange],
+    update_fields: list[str],
+    *,
+    now: datetime,
+    using: str,
+) -> None:
+    """Upsert the rows that differ; only move ``synced_at`` of the identical and stale ones.
+
+    Two statements at most (three when a page mixes new and known rows), whatever the
+    page's size.
+    """
+    changes = list(changes)
+    written = [c.instance for c in changes if not (c.identical or c.stale)]
+    touched = [c.instance.pk for c in changes if c.identical or c.stale]
+    manager = model._default_manager.using(using)
+    if written:
+        manager.bulk_create(
+            written,
+            update_conflicts=True,
+            unique_fields=REMOTE_KEY,
+            update_fields=update_fields,
+        )
+    if touched:
+        manager.filter(pk__in=touched).update(
+            synced_at=now, missing_remote=False, missing_since=None
+        )
+
+
+def upsert_page(
+    spec: ObjectSpec,
+    model: type[models.Model],
+    items: Iterable[Parsed],
+    *,
+    account: str,
+    now: datetime,
+    using: str,
+) -> dict[int, RowChange]:
+    """Create or update the rows of one page; returns what happened, by TensorPix id."""
+    unique = last_per_id(items)
+    existing = read_existing(model, account, [item.tensorpix_id for item in unique], using=using)
+    changes = {
+        item.tensorpix_id: apply_payload(
+            spec, model, item, existing.get(item.tensorpix_id), account=account, now=now
+        )
+        for item in unique
+    }
+    save_rows(
+        model,
+        changes.values(),
+        spec.column_names() + BOOKKEEPING_FIELDS,
+        now=now,
+        using=using,
+    )
+    return changes
+
+
+def send_post_save(changes: Iterable[RowChange], *, using: str) -> None:
+    """``post_save`` for every created or changed row, as ``Model.save()`` would send it.
+
+    The bulk path sends none by itself. ``update_fields`` names the TensorPix fields that
+    changed (``ml_models`` included for a job), so receivers can tell what moved. Like
+    ``save()``'s, it fires inside the transaction: a receiver that starts a Celery task
+    should do so in ``transaction.on_commit``.
+    """
+    for change in changes:
+        if not change.is_change:
+            continue
+        post_save.send(
+            sender=type(change.instance),
+            instance=change.instance,
+            created=change.created,
+            update_fields=None if change.created else frozenset(change.changed),
+            raw=False,
+            using=using,
+        )

@@ -1,0 +1,188 @@
+"""Property tests: what TensorPix may send either reads back exactly or is refused cleanly.
+
+Payloads come from the upstream schema (see ``tests/strategies.py``). Run on SQLite and on
+PostgreSQL (``DATABASE_URL=...``): the two disagree on NUL characters, text lengths and
+JSON numbers, which is what these tests are for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.utils.dateparse import parse_datetime
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from django_tensorpix.exceptions import MalformedPayload
+from django_tensorpix.models import Job, JobEvent, MLModel, RestoredVideo, Video
+from django_tensorpix.sync import sync_jobs
+from tests.strategies import (
+    BIG_INTEGER_FIELDS,
+    components,
+    job_payload,
+    json_type,
+    payloads,
+    resolve,
+    with_unique_ids,
+)
+
+pytestmark = pytest.mark.django_db
+property_settings = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+NESTED = {"input_video": "Video", "output_video": "RestoredVideo", "ml_models": "MLModelList"}
+MODELS = {"Job": Job, "Video": Video, "RestoredVideo": RestoredVideo, "MLModelList": MLModel}
+
+
+@st.composite
+def job_pages(draw: st.DrawFn, nulls: str) -> list[dict[str, Any]]:
+    jobs = draw(st.lists(payloads("Job", nulls), min_size=1, max_size=3))
+    return [with_unique_ids(job, seed=index + 1) for index, job in enumerate(jobs)]
+
+
+def expected(schema: dict[str, Any], value: Any) -> Any:
+    """The Python value a column should hold for a JSON value, by the schema's type."""
+    if value is None:
+        return None
+    if schema.get("format") == "date-time":
+        moment = parse_datetime(value)
+        assert moment is not None
+        return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    if schema.get("format") == "decimal":
+        return Decimal(value)
+    if json_type(schema) == "number":
+        return float(value)
+    return value
+
+
+def same_json(stored: Any, sent: Any) -> bool:
+    """JSON equality as jsonb keeps numbers (``1e308`` may come back as ``10**308``)."""
+    if isinstance(stored, dict) and isinstance(sent, dict):
+        return stored.keys() == sent.keys() and all(same_json(stored[k], sent[k]) for k in sent)
+    if isinstance(stored, list) and isinstance(sent, list):
+        return len(stored) == len(sent) and all(map(same_json, stored, sent))
+    if isinstance(sent, float) and isinstance(stored, int) and not isinstance(stored, bool):
+        return float(stored) == sent
+    return type(stored) is type(sent) and stored == sent
+
+
+def assert_row_matches(row: Any, component: str, payload: dict[str, Any]) -> None:
+    properties = components()[component]["properties"]
+    assert row.tensorpix_id == payload["id"]
+    for name, field_schema in properties.items():
+        if name == "id" or name in NESTED:
+            continue
+        stored, sent = getattr(row, name), payload.get(name)
+        if name == "preview_videos":
+            assert same_json(stored, sent), name
+        else:
+            assert stored == expected(resolve(field_schema), sent), name
+    extras = {key: value for key, value in payload.items() if key not in properties}
+    for key, value in extras.items():
+        assert same_json(row.remote_data[key], value), key
+
+
+def assert_page_reads_back(page: list[dict[str, Any]]) -> None:
+    for payload in page:
+        job = Job.objects.get(tensorpix_id=payload["id"])
+        assert_row_matches(job, "Job", payload)
+        assert job.input_video is not None
+        assert_row_matches(job.input_video, "Video", payload["input_video"])
+        assert same_json(job.input_video.remote_data, payload["input_video"])
+        if payload["output_video"] is None:
+            assert job.output_video is None
+        else:
+            assert job.output_video is not None
+            assert_row_matches(job.output_video, "RestoredVideo", payload["output_video"])
+        models = {model.tensorpix_id: model for model in job.ml_models.all()}
+        assert set(models) == {model["id"] for model in payload["ml_models"]}
+        for model in payload["ml_models"]:
+            assert_row_matches(models[model["id"]], "MLModelList", model)
+
+
+def in_rolled_back_transaction(check: Any) -> None:
+    """Run one example and undo it, so examples do not see each other's rows."""
+    with transaction.atomic():
+        check()
+        transaction.set_rollback(True)
+
+
+@pytest.mark.parametrize("nulls", ["all", "none", "mixed"])
+def test_generated_jobs_read_back_exactly(nulls: str) -> None:
+    @property_settings
+    @given(page=job_pages(nulls))
+    def check(page: list[dict[str, Any]]) -> None:
+        def sync_and_read_back() -> None:
+            sync_jobs(page)
+            assert_page_reads_back(page)
+            assert sync_jobs(page).unchanged == len(page)
+
+        in_rolled_back_transaction(sync_and_read_back)
+
+    check()
+
+
+@st.composite
+def broken_jobs(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
+    """A valid job with one field broken; returns it and the field's path."""
+    job = with_unique_ids(draw(payloads("Job", "none")), seed=1)
+    places = ["", "input_video"] + (["output_video"] if job["output_video"] else [])
+    place = draw(st.sampled_from(places))
+    target = job[place] if place else job
+    component = {"": "Job", "input_video": "Video", "output_video": "RestoredVideo"}[place]
+    schema = components()[component]
+    names = sorted(name for name in target if name in schema["properties"] and name not in NESTED)
+    name = draw(st.sampled_from(names))
+    if name == "preview_videos":
+        name = "name"
+    kind = json_type(resolve(schema["properties"][name]))
+    how = draw(st.sampled_from(["nul", "range", "type", "missing"]))
+    if how == "nul" and kind == "string":
+        target[name] = draw(st.text(max_size=3)) + "\x00"
+    elif how == "range" and kind == "integer":
+        bound = 2**63 if name in BIG_INTEGER_FIELDS else 2**31
+        target[name] = draw(st.sampled_from([bound, -bound - 1, 2**200]))
+    elif how == "missing" and name in schema.get("required", ()):
+        del target[name]
+    else:
+        target[name] = draw(st.sampled_from([[], {"value": 1}]))
+    return job, f"{place}.{name}" if place else name
+
+
+def test_broken_jobs_are_refused_naming_the_field_and_write_nothing() -> None:
+    sync_jobs([job_payload()])
+    before = (Job.objects.get().remote_data, Job.objects.count(), Video.objects.count())
+    before_events = JobEvent.objects.count()
+
+    @property_settings
+    @given(broken=broken_jobs())
+    def check(broken: tuple[dict[str, Any], str]) -> None:
+        job, path = broken
+        with pytest.raises(MalformedPayload) as error:
+            sync_jobs([job_payload(status=1, processing_progress=0.5), job])
+        assert error.value.object_type == "Job"
+        assert error.value.field == path
+        assert (Job.objects.get().remote_data, Job.objects.count(), Video.objects.count()) == (
+            before
+        )
+        assert JobEvent.objects.count() == before_events
+
+    check()
+
+
+def test_nul_in_a_field_tensorpix_added_later_is_refused() -> None:
+    with pytest.raises(MalformedPayload) as error:
+        sync_jobs([job_payload(x_notes=["ok", "bad\x00"])])
+
+    assert error.value.field == "x_notes[1]"
+    assert not Job.objects.exists()
