@@ -38,7 +38,8 @@ DEFAULTS: dict[str, Any] = {
     # error, a timeout, 502/503/504 or 429. POST is never retried: it could bill twice.
     "MAX_RETRIES": 4,
     # Exponential backoff between retries: BASE * 2**attempt, with full jitter, capped
-    # at MAX. A 429's Retry-After is honoured up to RETRY_AFTER_MAX.
+    # at MAX. A 429's Retry-After is waited out when it is at most RETRY_AFTER_MAX;
+    # a longer one is raised at once as RateLimited, carrying the wait.
     "RETRY_BACKOFF_BASE": 0.5,
     "RETRY_BACKOFF_MAX": 30.0,
     "RETRY_AFTER_MAX": 120.0,

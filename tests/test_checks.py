@@ -107,6 +107,7 @@ def test_e008_archive_storage_must_be_a_defined_storage():
         assert check_ids(API_KEY="k", ARCHIVE_STORAGE="archive") == []
 
 
+@pytest.mark.django_db  # Django 6 model checks ask the database about JSON support.
 def test_checks_run_with_the_system_check_framework():
     from django.core.management import call_command
     from django.core.management.base import SystemCheckError
