@@ -24,9 +24,9 @@ import logging
 import mimetypes
 import operator
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import IO, Any, NotRequired, TypedDict, Unpack, cast
+from typing import IO, Any, NotRequired, TypedDict, TypeVar, Unpack, cast
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
@@ -63,6 +63,20 @@ USER_AGENT = (
 )
 DOWNLOAD_CHUNK_SIZE = 256 * 1024
 MAX_DOWNLOAD_REDIRECTS = 5
+
+T = TypeVar("T")
+
+
+class Page(list[T]):
+    """One page of a list endpoint's ``results``; ``total`` is the whole listing's size.
+
+    ``total`` is TensorPix's ``count`` when the page was read (``None`` if it sent none):
+    enough for a progress bar, not a promise, since objects come and go while paging.
+    """
+
+    def __init__(self, results: Iterable[T], total: int | None) -> None:
+        super().__init__(results)
+        self.total = total
 
 
 # Payloads, as TensorPix sends them (TensorPix's OpenAPI schema, copied in the repository's
@@ -268,9 +282,9 @@ class TensorPixClient:
         for page in self.iter_job_pages():
             yield from page
 
-    def iter_job_pages(self) -> Iterator[list[JobPayload]]:
+    def iter_job_pages(self) -> Iterator[Page[JobPayload]]:
         pages = self.iter_pages("/api/jobs/", {"limit": self._page_size})
-        return cast(Iterator[list[JobPayload]], pages)
+        return cast(Iterator[Page[JobPayload]], pages)
 
     def get_job(self, job_id: int) -> JobPayload:
         return cast(JobPayload, self._get_object(f"/api/jobs/{operator.index(job_id)}/"))
@@ -303,9 +317,9 @@ class TensorPixClient:
         for page in self.iter_ml_model_pages():
             yield from page
 
-    def iter_ml_model_pages(self) -> Iterator[list[MLModelPayload]]:
+    def iter_ml_model_pages(self) -> Iterator[Page[MLModelPayload]]:
         pages = self.iter_pages("/api/ml-models/", {"page_size": self._page_size})
-        return cast(Iterator[list[MLModelPayload]], pages)
+        return cast(Iterator[Page[MLModelPayload]], pages)
 
     # Uploaded (input) videos
 
@@ -313,9 +327,9 @@ class TensorPixClient:
         for page in self.iter_video_pages():
             yield from page
 
-    def iter_video_pages(self) -> Iterator[list[VideoPayload]]:
+    def iter_video_pages(self) -> Iterator[Page[VideoPayload]]:
         pages = self.iter_pages("/api/videos/", {"limit": self._page_size})
-        return cast(Iterator[list[VideoPayload]], pages)
+        return cast(Iterator[Page[VideoPayload]], pages)
 
     def upload_video(
         self, fileobj: IO[bytes], filename: str, content_type: str | None = None
@@ -351,9 +365,9 @@ class TensorPixClient:
         for page in self.iter_restored_video_pages():
             yield from page
 
-    def iter_restored_video_pages(self) -> Iterator[list[RestoredVideoPayload]]:
+    def iter_restored_video_pages(self) -> Iterator[Page[RestoredVideoPayload]]:
         pages = self.iter_pages("/api/restored-videos/", {"limit": self._page_size})
-        return cast(Iterator[list[RestoredVideoPayload]], pages)
+        return cast(Iterator[Page[RestoredVideoPayload]], pages)
 
     def get_restored_video(self, video_id: int) -> RestoredVideoPayload:
         path = f"/api/restored-videos/{operator.index(video_id)}/"
@@ -365,8 +379,10 @@ class TensorPixClient:
 
     # Generic building blocks
 
-    def iter_pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[list[dict]]:
-        """Yield each page's ``results`` of a list endpoint, following ``next`` until null.
+    def iter_pages(
+        self, path: str, params: dict[str, Any] | None = None
+    ) -> Iterator[Page[dict[str, Any]]]:
+        """Yield each page's ``results`` (a :class:`Page`), following ``next`` until null.
 
         Works for both of TensorPix's pagination styles (limit/offset and page/page_size)
         because it only follows ``next``. A ``next`` on another origin than the base URL
@@ -385,7 +401,8 @@ class TensorPixClient:
                 raise MalformedResponse(f"{label} returned a page without a list of `results`.")
             if next_url is not None and not isinstance(next_url, str):
                 raise MalformedResponse(f"{label} returned a `next` that is not a URL.")
-            yield results
+            total = page.get("count")
+            yield Page(results, total if isinstance(total, int) else None)
             url = self._next_url(label, url, next_url, seen)
 
     def download(self, url: str, fileobj: IO[bytes]) -> int:

@@ -123,6 +123,7 @@ def test_iter_jobs_follows_limit_offset_pages_to_the_end(emulator, small_pages, 
     pages = list(client.iter_job_pages())
 
     assert [len(page) for page in pages] == [2, 2, 1]
+    assert [page.total for page in pages] == [5, 5, 5]
     assert sorted(job["id"] for page in pages for job in page) == sorted(seeded)
     assert [(q["limit"], q.get("offset")) for q in _queries(emulator, "GET", "/api/jobs/")] == [
         (["2"], None),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from decimal import Decimal
 
 import pytest
@@ -119,3 +121,18 @@ def test_balance_accepts_numbers_and_strings_as_credits(emulator):
 
     assert as_int == Decimal("3")
     assert emulator.balance == Decimal("7.25")
+
+
+def test_an_emulator_bug_is_logged_not_hidden_as_a_reset(emulator, http, monkeypatch, caplog):
+    def broken_handler(*args, **kwargs):
+        raise RuntimeError("emulator bug")
+
+    monkeypatch.setattr(emulator._server.api, "handle", broken_handler)
+    with caplog.at_level(logging.ERROR, logger="django_tensorpix.testing"):
+        with pytest.raises(requests.ConnectionError):
+            http.get(f"{emulator.base_url}/api/jobs/")
+        deadline = time.monotonic() + 2
+        while not caplog.records and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert "failed to answer" in caplog.text
+    assert "emulator bug" in caplog.text

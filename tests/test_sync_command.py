@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+from django_tensorpix.management.commands.tensorpix_sync import progress_bar
 from django_tensorpix.models import Job, MLModel, RestoredVideo, Video
 
 pytestmark = pytest.mark.django_db
@@ -73,14 +74,22 @@ def test_jobs_are_streamed_page_by_page(tensorpix_account: Any, settings: Any) -
     assert len(pages) == 3
 
 
-def test_progress_is_shown_on_a_terminal_only(tensorpix_account: Any) -> None:
-    tensorpix_account.seed_jobs(2)
+def test_progress_bar_is_shown_on_a_terminal_only(tensorpix_account: Any, settings: Any) -> None:
+    settings.TENSORPIX = {**settings.TENSORPIX, "PAGE_SIZE": 2}
+    tensorpix_account.seed_jobs(4)
 
     terminal = run("jobs", stdout=Terminal())
     piped = run("jobs")
 
-    assert "\rjobs: 2 synced…" in terminal
+    assert f"\rjobs: [{'#' * 15}{'-' * 15}] 2 / 4" in terminal
+    assert f"\rjobs: [{'#' * 30}] 4 / 4" in terminal
     assert "\r" not in piped
+
+
+def test_progress_without_a_total_counts_what_was_synced() -> None:
+    assert progress_bar(1200, None) == "1,200 synced…"
+    assert progress_bar(7, 0) == "7 synced…"
+    assert progress_bar(12, 10, width=10) == "[##########] 12 / 10"
 
 
 def test_a_wrong_key_exits_with_a_clear_message_without_the_key(

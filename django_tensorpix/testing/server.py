@@ -11,8 +11,10 @@ Content-Length (an incomplete read).
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import struct
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ from .api import Request, Response, Route, TensorPixAPI, detail
 from .bodies import BodyReader
 from .faults import ERROR_STATUSES, FaultInjector, FaultRule
 from .validation import ValidationFailed
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,14 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self.record = record
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients that hang up mid-answer are normal here (and in fault tests)."""
+        """Clients that hang up mid-answer are normal here (and in fault tests).
+
+        Anything else is a bug of the emulator's: logged, so that a test does not see a
+        mysterious connection reset only.
+        """
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        logger.exception("The TensorPix emulator failed to answer %s", client_address)
 
 
 class EmulatorRequestHandler(BaseHTTPRequestHandler):

@@ -9,11 +9,12 @@ never printed.
 from __future__ import annotations
 
 from argparse import ArgumentTypeError
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_tensorpix.client import TensorPixClient
+from django_tensorpix.client import Page, TensorPixClient
 from django_tensorpix.conf import ImproperlyConfiguredAccount
 from django_tensorpix.exceptions import (
     APIError,
@@ -66,13 +67,21 @@ class Command(BaseCommand):
     def sync_kind(
         self, client: TensorPixClient, kind: str, account: str, mark_missing: bool
     ) -> SyncResult:
-        pages = getattr(client, SYNC_KINDS[kind].client_method)()
         show_progress = self.stdout.isatty()
+        total: int | None = None
+
+        def remember_total(pages: Iterable[Page[Any]]) -> Iterator[Page[Any]]:
+            nonlocal total
+            for page in pages:
+                total = page.total
+                yield page
 
         def progress(result: SyncResult) -> None:
             if show_progress:
-                self.stdout.write(f"\r{kind}: {result.seen} synced…", ending="")
+                self.stdout.write(f"\r{kind}: {progress_bar(result.seen, total)}", ending="")
                 self.stdout.flush()
+
+        pages = remember_total(getattr(client, SYNC_KINDS[kind].client_method)())
 
         try:
             result = sync_pages(
@@ -101,6 +110,14 @@ def kind_name(value: str) -> str:
     if value not in ORDER:
         raise ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(ORDER)})")
     return value
+
+
+def progress_bar(done: int, total: int | None, width: int = 30) -> str:
+    """``[#######-----------]  1,200 / 5,000`` or, without a total, ``1,200 synced…``."""
+    if not total:
+        return f"{done:,} synced…"
+    filled = min(width, width * done // total)
+    return f"[{'#' * filled}{'-' * (width - filled)}] {done:,} / {total:,}"
 
 
 def describe(result: SyncResult) -> str:
