@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
 
-from django_tensorpix.conf import DEFAULTS, POSITIVE_NUMBERS, tensorpix_settings
+from django_tensorpix.conf import DEFAULT_ACCOUNT, DEFAULTS, POSITIVE_NUMBERS, tensorpix_settings
 
 HINT_SETTINGS = "See the settings reference in django-tensorpix's README."
 # Plain http is fine for an emulator on this machine, never for a remote host.
@@ -95,7 +95,7 @@ def _check_accounts() -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     for alias, account in tensorpix_settings.accounts.items():
         if not account.api_key:
-            if alias == "default":
+            if alias == DEFAULT_ACCOUNT:
                 messages.append(
                     Error(
                         "No TensorPix API key for the default account.",

@@ -42,7 +42,7 @@ from django_tensorpix._http import (
     request_label,
     without_query,
 )
-from django_tensorpix.conf import Account, tensorpix_settings
+from django_tensorpix.conf import DEFAULT_ACCOUNT, Account, tensorpix_settings
 from django_tensorpix.exceptions import (
     APIError,
     MalformedResponse,
@@ -230,7 +230,7 @@ class TensorPixClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.account = account
-        self.base_url = account.base_url.rstrip("/")
+        self.base_url = account.base_url
         self._timeout = (
             float(
                 tensorpix_settings.CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
@@ -249,7 +249,7 @@ class TensorPixClient:
         self._storage_session.headers.update({"User-Agent": USER_AGENT})
 
     @classmethod
-    def for_account(cls, alias: str = "default", **options: Any) -> TensorPixClient:
+    def for_account(cls, alias: str = DEFAULT_ACCOUNT, **options: Any) -> TensorPixClient:
         """A client for the account ``alias`` of ``settings.TENSORPIX``."""
         return cls(tensorpix_settings.get_account(alias), **options)
 

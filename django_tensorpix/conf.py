@@ -77,6 +77,10 @@ class Account:
     api_key: str = field(repr=False)
     base_url: str = DEFAULT_BASE_URL
 
+    def __post_init__(self) -> None:
+        # Paths are appended to the base URL, so one form only: no trailing slash.
+        object.__setattr__(self, "base_url", str(self.base_url).rstrip("/"))
+
 
 class ImproperlyConfiguredAccount(LookupError):
     """Raised when code asks for an account that the settings do not define."""
@@ -112,9 +116,7 @@ class TensorPixSettings:
         default = Account(
             alias=DEFAULT_ACCOUNT,
             api_key=self.API_KEY or os.environ.get("TENSORPIX_API_KEY", ""),
-            base_url=_clean_base_url(
-                self.BASE_URL or os.environ.get("TENSORPIX_BASE_URL", "") or DEFAULT_BASE_URL
-            ),
+            base_url=self.BASE_URL or os.environ.get("TENSORPIX_BASE_URL", "") or DEFAULT_BASE_URL,
         )
         accounts = {DEFAULT_ACCOUNT: default}
         for alias, options in (self.ACCOUNTS or {}).items():
@@ -122,7 +124,7 @@ class TensorPixSettings:
             accounts[alias] = Account(
                 alias=alias,
                 api_key=options.get("API_KEY", ""),
-                base_url=_clean_base_url(options.get("BASE_URL") or DEFAULT_BASE_URL),
+                base_url=options.get("BASE_URL") or DEFAULT_BASE_URL,
             )
         return accounts
 
@@ -137,10 +139,6 @@ class TensorPixSettings:
 
     def reload(self) -> None:
         self._cache.clear()
-
-
-def _clean_base_url(url: str) -> str:
-    return str(url).rstrip("/")
 
 
 tensorpix_settings = TensorPixSettings()

@@ -28,7 +28,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from django_tensorpix.conf import tensorpix_settings
+from django_tensorpix.conf import DEFAULT_ACCOUNT, tensorpix_settings
 from django_tensorpix.enums import (
     TERMINAL_STATUSES,
     ChromaSubsampling,
@@ -74,7 +74,7 @@ class TensorPixObject(models.Model):
 
     account = models.CharField(
         max_length=100,
-        default="default",
+        default=DEFAULT_ACCOUNT,
         help_text="Alias of the TensorPix account (settings.TENSORPIX) the object belongs to.",
     )
     remote_data = models.JSONField(

@@ -98,3 +98,7 @@ def test_account_repr_hides_the_api_key():
     account = Account(alias="default", api_key="sk-very-secret", base_url=DEFAULT_BASE_URL)
     assert "sk-very-secret" not in repr(account)
     assert "sk-very-secret" not in str(account)
+
+
+def test_an_account_built_by_hand_drops_the_trailing_slash_too():
+    assert Account("x", "k", "http://127.0.0.1:8765/").base_url == "http://127.0.0.1:8765"

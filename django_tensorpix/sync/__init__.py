@@ -26,6 +26,7 @@ from typing import Any
 from django.db import models, router, transaction
 from django.utils import timezone
 
+from django_tensorpix.conf import DEFAULT_ACCOUNT
 from django_tensorpix.enums import JobEventKind
 from django_tensorpix.models import Job, JobEvent, MLModel, RestoredVideo, Video
 from django_tensorpix.sync.jobs import decide_transition, sync_job_page
@@ -48,8 +49,6 @@ __all__ = [
     "sync_video",
     "sync_videos",
 ]
-
-DEFAULT_ACCOUNT = "default"
 
 
 @dataclass

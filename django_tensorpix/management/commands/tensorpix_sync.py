@@ -15,7 +15,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_tensorpix.client import Page, TensorPixClient
-from django_tensorpix.conf import ImproperlyConfiguredAccount
+from django_tensorpix.conf import DEFAULT_ACCOUNT, ImproperlyConfiguredAccount
 from django_tensorpix.exceptions import (
     APIError,
     AuthenticationError,
@@ -43,7 +43,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--account",
-            default="default",
+            default=DEFAULT_ACCOUNT,
             help="Alias of the account in settings.TENSORPIX (default: %(default)s).",
         )
         parser.add_argument(

@@ -63,10 +63,10 @@ class Command(BaseCommand):
         self.stdout.write(f"Submitted jobs {ids}; mirroring until they end…")
 
         deadline = time.monotonic() + timeout
-        shown: set[int] = set()
+        last_shown = 0
         while True:
             sync_pages("jobs", client.iter_job_pages())
-            shown |= self.print_new_events(shown)
+            last_shown = self.print_events_after(last_shown)
             jobs = Job.objects.filter(tensorpix_id__in=ids)
             if all(job.is_terminal for job in jobs):
                 break
@@ -97,8 +97,9 @@ class Command(BaseCommand):
             video = client.get_video(video_id)
         return video
 
-    def print_new_events(self, shown: set[int]) -> set[int]:
-        events = JobEvent.objects.exclude(pk__in=shown).select_related("job").order_by("at", "pk")
-        for event in events:
+    def print_events_after(self, last_pk: int) -> int:
+        """Print the events recorded after ``last_pk``; return the last one printed."""
+        for event in JobEvent.objects.filter(pk__gt=last_pk).select_related("job").order_by("pk"):
             self.stdout.write(f"  job {event.job.tensorpix_id}: {event}")
-        return {event.pk for event in events}
+            last_pk = event.pk
+        return last_pk
