@@ -21,6 +21,7 @@ from django_tensorpix.exceptions import (
     Conflict,
     InsufficientCredits,
     NotFound,
+    OutcomeUnknown,
     QuotaExceeded,
     RateLimited,
     TensorPixError,
@@ -88,7 +89,7 @@ def error_for_response(
     if method in IDEMPOTENT_METHODS and status in RETRYABLE_STATUSES:
         return TransientError(message, method=method, path=path)
     if method not in IDEMPOTENT_METHODS and status >= 500:
-        return TransientError(
+        return OutcomeUnknown(
             f"{message}; the outcome is unknown: TensorPix may have acted on the request",
             method=method,
             path=path,

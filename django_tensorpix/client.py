@@ -11,7 +11,7 @@ Safety rules this module keeps:
   are refused, API requests never follow redirects, and storage (presigned) URLs are
   fetched by a separate session that has no TensorPix credentials.
 * Only GET and DELETE are retried. A POST that fails in transit raises
-  :class:`TransientError` at once: TensorPix may have created (and billed) the job.
+  :class:`OutcomeUnknown` at once: TensorPix may have created (and billed) the job.
 * The key never appears in a message, a ``repr`` or a log line, and presigned URLs
   are logged in full only at DEBUG.
 
@@ -46,6 +46,7 @@ from django_tensorpix.conf import DEFAULT_ACCOUNT, Account, tensorpix_settings
 from django_tensorpix.exceptions import (
     APIError,
     MalformedResponse,
+    OutcomeUnknown,
     TensorPixError,
     TransientError,
 )
@@ -608,4 +609,5 @@ def _transport_error(
             f"{label} failed: {problem}; the outcome is unknown: "
             "TensorPix may have acted on the request."
         )
+        return OutcomeUnknown(message, method=method, path=path)
     return TransientError(message, method=method, path=path)

@@ -66,15 +66,23 @@ class QuotaExceeded(APIError):
 
 
 class TransientError(TensorPixError):
-    """A connection error, timeout or 5xx that the retries gave up on (or a POST's).
+    """A connection error, timeout or 5xx that the retries gave up on.
 
-    For a POST the outcome is unknown: TensorPix may have created the object.
+    A POST's failure in transit is its subclass :class:`OutcomeUnknown`.
     """
 
     def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
         super().__init__(message)
         self.method = method
         self.path = path
+
+
+class OutcomeUnknown(TransientError):
+    """A POST broke off in transit or got a 5xx: TensorPix may have acted on it.
+
+    Never resend such a request blindly: a create may have been billed. Submission code
+    reconciles first (looks for what the lost request may have created).
+    """
 
 
 class MalformedResponse(TensorPixError, ValueError):

@@ -22,6 +22,7 @@ from django_tensorpix.exceptions import (
     AuthenticationError,
     MalformedResponse,
     NotFound,
+    OutcomeUnknown,
     RateLimited,
     TensorPixError,
     TransientError,
@@ -230,7 +231,7 @@ def test_post_is_not_retried_after_a_server_error(emulator, client, sleeps, stat
     model_id = _a_model_id(client)
     emulator.inject("POST /api/jobs/from-url/", "error", status=status)
 
-    with pytest.raises(TransientError, match="outcome is unknown"):
+    with pytest.raises(OutcomeUnknown, match="outcome is unknown"):
         client.create_job_from_url(video_url="https://example.com/v.mp4", ml_models=[model_id])
 
     assert _calls(emulator, "POST", "/api/jobs/from-url/") == 1
@@ -254,7 +255,7 @@ def test_lost_response_on_post_is_an_unknown_outcome_sent_once(emulator, client,
     model_id = _a_model_id(client)
     emulator.inject("POST /api/jobs/from-url/", "lost_response")
 
-    with pytest.raises(TransientError, match="outcome is unknown") as caught:
+    with pytest.raises(OutcomeUnknown, match="outcome is unknown") as caught:
         client.create_job_from_url(video_url="https://example.com/v.mp4", ml_models=[model_id])
 
     assert (caught.value.method, caught.value.path) == ("POST", "/api/jobs/from-url/")
@@ -266,7 +267,7 @@ def test_lost_response_on_post_is_an_unknown_outcome_sent_once(emulator, client,
 def test_upload_is_not_retried_after_a_reset(emulator, client, sleeps):
     emulator.inject("POST /api/videos/", "reset")
 
-    with pytest.raises(TransientError, match="outcome is unknown"):
+    with pytest.raises(OutcomeUnknown, match="outcome is unknown"):
         client.upload_video(io.BytesIO(b"x" * 4096), "a.mp4")
 
     assert sleeps == []

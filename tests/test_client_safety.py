@@ -25,10 +25,10 @@ from django_tensorpix.exceptions import (
     InsufficientCredits,
     MalformedResponse,
     NotFound,
+    OutcomeUnknown,
     QuotaExceeded,
     RateLimited,
     TensorPixError,
-    TransientError,
 )
 
 API_KEY = "sk-safety-test-key"
@@ -259,7 +259,7 @@ def test_download_error_names_the_file_without_its_signature(api_host, client):
         ("POST", 400, {"errors": {"video_url": ["Not a video."]}}, APIError),
         ("GET", 418, None, APIError),
         ("DELETE", 500, {"detail": "Failed to cancel the job."}, APIError),
-        ("POST", 500, {"detail": "A server error occurred."}, TransientError),
+        ("POST", 500, {"detail": "A server error occurred."}, OutcomeUnknown),
         ("POST", 429, {"detail": "Throttled."}, RateLimited),
     ],
 )
