@@ -232,6 +232,11 @@ class _AccountSweep:
         with client:
             try:
                 listed_count = state.listed_count if state else None
+                if listed_count is None and len(self.pending) > 1:
+                    # Not listed by a sweep yet: the rows a sync imported are a fair guess.
+                    listed_count = Job.objects.filter(
+                        account=self.account, tensorpix_id__isnull=False
+                    ).count()
                 if choose_listing(
                     len(self.pending), listed_count, int(tensorpix_settings.PAGE_SIZE)
                 ):
