@@ -63,6 +63,10 @@ logger = logging.getLogger(__name__)
 # never past its expected end even when eta_s overstates the rest by 1/share (TensorPix
 # warns that eta_s "can fluctuate a lot"), and about log2(duration / floor) polls in all.
 PROCESSING_SHARE = 0.5
+# Transient failures in a row after which a sweep stops sending GETs for an account and
+# backs its remaining jobs off: when TensorPix is down, a sweep costs a few requests, not
+# one timeout per due job.
+ACCOUNT_FAILURES_BEFORE_BACKOFF = 3
 PAUSE_RATE_LIMIT = "rate_limit"
 PAUSE_AUTH = "auth"
 
@@ -277,7 +281,14 @@ class _AccountSweep:
             logger.warning("Listing jobs of account %r failed: %s", self.account, error)
 
     def _refresh_one_by_one(self, client: TensorPixClient) -> None:
+        """GET each job still pending; after a few transient failures in a row, back off
+        the rest of the account without a request (TensorPix is probably down)."""
+        failures_in_a_row, last_error = 0, ""
         for tensorpix_id, job in list(self.pending.items()):
+            if failures_in_a_row >= ACCOUNT_FAILURES_BEFORE_BACKOFF:
+                del self.pending[tensorpix_id]
+                self._failed(job, TransientError(f"Not polled, TensorPix failing: {last_error}"))
+                continue
             self.result.requests += 1
             try:
                 payload = client.get_job(tensorpix_id)
@@ -291,7 +302,10 @@ class _AccountSweep:
             except (TransientError, MalformedResponse, APIError) as error:
                 del self.pending[tensorpix_id]
                 self._failed(job, error)
+                failures_in_a_row += 1
+                last_error = str(error)
                 continue
+            failures_in_a_row = 0
             if _payload_id(payload) != tensorpix_id:
                 del self.pending[tensorpix_id]
                 self._failed(

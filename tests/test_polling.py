@@ -233,6 +233,20 @@ def test_transient_error_backs_off_that_job_only(tensorpix_account: Any) -> None
     assert job.poll_lease_owner == ""
 
 
+def test_tensorpix_down_costs_a_few_requests_not_one_per_job(tensorpix_account: Any) -> None:
+    tensorpix_account.seed_jobs(10, status=PROCESSING)
+    import_jobs(tensorpix_account)
+    tensorpix_account.inject("*", "error", status=503, times=None)
+    tensorpix_account.clear_requests()
+
+    result = polling.poll_due_jobs()
+
+    assert routes(tensorpix_account) == [LIST, RETRIEVE, RETRIEVE, RETRIEVE]
+    assert result.failed == 10
+    assert set(Job.objects.values_list("poll_failures", flat=True)) == {1}
+    assert not Job.objects.filter(next_poll_at__isnull=True).exists()
+
+
 def test_rate_limit_pauses_the_account_for_every_worker(tensorpix_account: Any) -> None:
     tensorpix_account.seed_jobs(3, status=PROCESSING)
     import_jobs(tensorpix_account)
