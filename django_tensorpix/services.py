@@ -49,6 +49,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from django_tensorpix import signals
+from django_tensorpix._http import describe_body
 from django_tensorpix.client import JobPayload, TensorPixClient
 from django_tensorpix.conf import DEFAULT_ACCOUNT, tensorpix_settings
 from django_tensorpix.enums import (
@@ -764,10 +765,8 @@ def _send_create(job: Job, client: TensorPixClient) -> None:
 
 
 def _refusal_message(error: APIError) -> str:
-    """TensorPix's own words for a refusal (the body's summary), without our request label."""
-    text = str(error)
-    _, _, rest = text.partition(" failed: ")
-    return rest or text
+    """TensorPix's own words for a refusal (its error body, summarised), else our message."""
+    return describe_body(error.body) or str(error)
 
 
 def _link(job: Job, remote_id: int, message: str) -> bool:

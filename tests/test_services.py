@@ -212,7 +212,12 @@ def test_a_duplicated_submission_does_nothing_while_the_source_is_held(emulator)
     assert SubmissionLock.objects.get().held_until is None
 
 
-def test_a_lost_create_answer_is_reconciled_never_resent(emulator):
+@pytest.mark.parametrize("order", ["newest", "oldest", "shuffled"])
+def test_a_lost_create_answer_is_reconciled_never_resent(emulator, settings, order):
+    settings.TENSORPIX = {**settings.TENSORPIX, "PAGE_SIZE": 7}  # the list spans pages
+    emulator.list_order = order
+    emulator.seed_jobs(30)
+    emulator.clear_requests()
     emulator.inject(CREATE_FROM_URL, "lost_response")
     job = submitted_url_job(emulator)
     assert job.submission_state == SubmissionState.UNCERTAIN
@@ -220,7 +225,7 @@ def test_a_lost_create_answer_is_reconciled_never_resent(emulator):
     job = services.submit_job(job)
     assert job.submission_state == SubmissionState.SUBMITTED
     assert posts(emulator) == 1
-    assert job.tensorpix_id == emulator.state.job_listing.page("oldest", 0, 1)[0]
+    assert job.tensorpix_id == max(emulator.state.jobs)
     last = job.events.filter(kind=JobEventKind.SUBMISSION).last()
     assert last is not None
     assert "Reconciled" in last.message
