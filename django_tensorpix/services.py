@@ -573,7 +573,10 @@ def _input_ready(job: Job, client: TensorPixClient) -> bool:
             _set_state(job, SubmissionState.UPLOADING, "Uploading the input video.")
         if video.upload_attempted_at is not None and not _reconcile_upload(job, video, client):
             return False
-        if video.tensorpix_id is None and not _upload(job, video, client):
+        # Credits are checked before a (maybe large) upload, not only after it.
+        if video.tensorpix_id is None and (
+            not _credits_allow(job, client) or not _upload(job, video, client)
+        ):
             return False
     try:
         payload = client.get_video(video.tensorpix_id)  # type: ignore[arg-type]

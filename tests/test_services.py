@@ -7,6 +7,7 @@ tests/test_submission_delivery.py runs them through a real Celery worker.
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -345,6 +346,15 @@ def test_below_the_credits_threshold_a_submission_is_refused_before_any_create(
     ]
 
 
+def test_below_the_threshold_a_file_is_not_even_uploaded(emulator, settings, credits_low_calls):
+    settings.TENSORPIX = {**settings.TENSORPIX, "CREDITS_MIN_BALANCE": "500"}
+    emulator.balance = Decimal("100")
+    job = services.enhance_file(ContentFile(b"x" * 500, name="a.mp4"), [UPSCALE_2X])
+    assert services.submit_job(job).submission_state == SubmissionState.REJECTED
+    assert posts(emulator, "POST /api/videos/") == 0
+    assert len(credits_low_calls) == 1
+
+
 def test_below_the_threshold_warn_submits_and_signals(emulator, settings, credits_low_calls):
     settings.TENSORPIX = {
         **settings.TENSORPIX,
@@ -525,3 +535,44 @@ def test_deleting_an_uploaded_input_keeps_the_row(emulator):
     assert video.remote_deleted_at is not None
     services.delete_remote_video(video)  # 404 now: already done
     assert Video.objects.filter(pk=video.pk).exists()
+
+
+# -- The sweep and the tasks ------------------------------------------------------------------
+
+
+def test_the_sweep_waits_for_the_grace_period_before_re_driving(emulator, settings):
+    settings.TENSORPIX = {**settings.TENSORPIX, "SUBMIT_GRACE_PERIOD": 3600}
+    job = services.enhance_from_url(URL, [UPSCALE_2X])
+    assert services.submit_pending_jobs() == 0
+    Job.objects.filter(pk=job.pk).update(local_created_at=job.local_created_at - timedelta(hours=2))
+    assert services.submit_pending_jobs() == 1
+    job.refresh_from_db()
+    assert job.submission_state == SubmissionState.SUBMITTED
+
+
+def test_the_tasks_call_the_services_and_ignore_vanished_rows(emulator):
+    from django_tensorpix import tasks
+
+    job = services.enhance_from_url(URL, [UPSCALE_2X])
+    tasks.submit_job(job.pk)
+    tasks.submit_job(job.pk)  # a duplicated message
+    job.refresh_from_db()
+    assert job.submission_state == SubmissionState.SUBMITTED
+    assert posts(emulator) == 1
+    job = finish(emulator, job)
+    tasks.archive_job_output(job.pk)
+    tasks.archive_job_output(job.pk)
+    job.refresh_from_db()
+    assert job.archived_file
+    assert job.events.filter(kind=JobEventKind.ARCHIVE).count() == 1
+    tasks.submit_job(10**9)
+    tasks.archive_job_output(10**9)
+
+
+def test_delete_remote_output_without_archiving_first(emulator):
+    job = finish(emulator, submitted_url_job(emulator))
+    services.delete_remote_output(job)
+    services.delete_remote_output(job)  # already gone: done
+    assert job.output_video is not None
+    assert RestoredVideo.objects.get(pk=job.output_video.pk).deleted is not None
+    assert len([r for r in emulator.requests if r.method == "DELETE"]) == 2
