@@ -21,7 +21,9 @@ Submission is durable and at most once:
   ``job_submit_failed`` signal; they are never retried.
 
 :func:`submit_job` must run outside a transaction (a Celery task, a management command):
-its state changes have to be committed before each request leaves.
+its state changes have to be committed before each request leaves, so inside an
+``atomic`` block (``ATOMIC_REQUESTS`` included) it raises ``RuntimeError``. Views enqueue
+the task instead (:func:`enhance_from_url` does it for you).
 """
 
 from __future__ import annotations
@@ -523,9 +525,8 @@ def _source_lease(account: str, source: str) -> Iterator[bool]:
         yield bool(claimed)
     finally:
         if claimed:
-            SubmissionLock.objects.filter(pk=lock.pk, holder=token).update(
-                held_until=None, holder=""
-            )
+            # Deleted, not cleared, so the table holds only sources being submitted.
+            SubmissionLock.objects.filter(pk=lock.pk, holder=token).delete()
 
 
 def _set_state(job: Job, state: str, message: str = "", **fields: Any) -> bool:
@@ -600,7 +601,8 @@ def _upload(job: Job, video: Video, client: TensorPixClient) -> bool:
         _reject(job, "The local copy of the input video is gone; it cannot be uploaded.")
         return False
     now = timezone.now()
-    Video.objects.filter(pk=video.pk).update(upload_attempted_at=now)
+    with transaction.atomic(durable=True):  # committed before the upload leaves
+        Video.objects.filter(pk=video.pk).update(upload_attempted_at=now)
     video.upload_attempted_at = now
     try:
         with upload_storage().open(video.local_file.name, "rb") as fileobj:
@@ -722,13 +724,17 @@ def check_credits(
 def _send_create(job: Job, client: TensorPixClient) -> None:
     """Commit ``submitting``, send the create request once, and act on its answer."""
     now = timezone.now()
-    if not _set_state(
-        job,
-        SubmissionState.SUBMITTING,
-        "Sending the job to TensorPix.",
-        submitted_at=now,
-        submission_attempts=F("submission_attempts") + 1,
-    ):
+    # Durable: "submitting" must be committed before the request leaves, or a crash
+    # mid-request would roll the job back to "pending" and it could be sent twice.
+    with transaction.atomic(durable=True):
+        sending = _set_state(
+            job,
+            SubmissionState.SUBMITTING,
+            "Sending the job to TensorPix.",
+            submitted_at=now,
+            submission_attempts=F("submission_attempts") + 1,
+        )
+    if not sending:
         return
     job.submitted_at = now
     models = list(job.ml_models.values_list("tensorpix_id", flat=True))

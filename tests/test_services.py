@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
+from django.db import transaction
 
 from django_tensorpix import services, signals
 from django_tensorpix.enums import (
@@ -210,7 +211,18 @@ def test_a_duplicated_submission_does_nothing_while_the_source_is_held(emulator)
         assert services.submit_job(other).submission_state == SubmissionState.PENDING
     assert posts(emulator) == 0
     assert services.submit_job(other).submission_state == SubmissionState.SUBMITTED
-    assert SubmissionLock.objects.get().held_until is None
+    assert not SubmissionLock.objects.exists()
+
+
+def test_submitting_inside_a_transaction_is_refused_before_any_create(emulator):
+    job = services.enhance_from_url(URL, [UPSCALE_2X])
+    # A view under ATOMIC_REQUESTS (pytest-django's own transaction is exempt, as in
+    # Django's TestCase): "submitting" could not be committed before the request.
+    with pytest.raises(RuntimeError, match="durable"), transaction.atomic():
+        services.submit_job(job)
+    assert posts(emulator) == 0
+    job.refresh_from_db()
+    assert job.submission_state == SubmissionState.PENDING
 
 
 @pytest.mark.parametrize("order", ["newest", "oldest", "shuffled"])
