@@ -104,6 +104,8 @@ class SubmissionState(models.TextChoices):
     UNCERTAIN = "uncertain", "Outcome unknown, reconciling"
     SUBMITTED = "submitted", "Known to TensorPix"
     REJECTED = "rejected", "Refused by TensorPix"
+    # Canceled locally before anything was sent to TensorPix.
+    WITHDRAWN = "withdrawn", "Canceled before submission"
 
 
 class JobEventKind(models.TextChoices):
@@ -114,3 +116,19 @@ class JobEventKind(models.TextChoices):
     # that failed in a way worth keeping (404, 401).
     STALLED = "stalled", "Stalled: active past the deadline"
     POLL_ERROR = "poll_error", "Polling failed"
+    CANCEL = "cancel", "Cancel requested"
+    ARCHIVE = "archive", "Output archived"
+
+
+class CancelOutcome(models.TextChoices):
+    """What asking TensorPix to stop a job achieved (``services.cancel_job``)."""
+
+    CANCELED = "canceled", "Canceled"
+    # 409, or a 404/409 answering a retried DELETE whose first answer was lost: done.
+    ALREADY_CANCELED = "already_canceled", "Already canceled"
+    # 500: TensorPix says the job is still running and cannot be stopped now.
+    NOT_STOPPED = "not_stopped", "Still running, could not be stopped now"
+    # 400: the job already ended (finished or failed).
+    ALREADY_ENDED = "already_ended", "Already ended"
+    # Never sent: canceled locally before submission.
+    WITHDRAWN = "withdrawn", "Canceled before submission"

@@ -1,8 +1,10 @@
-"""Celery tasks: thin wrappers that call the client, the sync and the poller.
+"""Celery tasks: thin wrappers that load a row and call the module doing the work.
 
-Every task is a ``shared_task`` named ``django_tensorpix.<name>`` (route them by that
-name), takes only JSON-friendly arguments, and is safe to run twice. Beat entries for
-the periodic ones are in :mod:`django_tensorpix.schedules`.
+Tasks take primary keys, never instances, so a message stays valid and small. Every task
+here is idempotent: a duplicated message, or a redelivery after a worker died
+(``acks_late``), does no harm. Each is a ``shared_task`` named ``django_tensorpix.<name>``
+(route them by that name). Beat entries for the polling sweep and the full sync are in
+:mod:`django_tensorpix.schedules` (importable from a settings module).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from celery import shared_task
 
-from django_tensorpix import polling
+from django_tensorpix import polling, services
 from django_tensorpix.client import TensorPixClient
 from django_tensorpix.conf import tensorpix_settings
 from django_tensorpix.exceptions import TensorPixError
@@ -20,7 +22,17 @@ from django_tensorpix.models import Job
 from django_tensorpix.schedules import BEAT_SCHEDULE, SWEEP_INTERVAL
 from django_tensorpix.sync import SYNC_KINDS, sync_pages
 
-__all__ = ["BEAT_SCHEDULE", "poll_due_jobs", "refresh_job", "sync_all", "sync_ml_models"]
+__all__ = [
+    "BEAT_SCHEDULE",
+    "SUBMISSION_BEAT_SCHEDULE",
+    "archive_job_output",
+    "poll_due_jobs",
+    "refresh_job",
+    "submit_job",
+    "submit_pending_jobs",
+    "sync_all",
+    "sync_ml_models",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -92,3 +104,42 @@ def sync_ml_models() -> dict[str, Any]:
 def sync_all() -> dict[str, Any]:
     """The full sync of every account: what ``manage.py tensorpix_sync`` does."""
     return _sync_kinds(SYNC_ORDER)
+
+
+# -- Submission -------------------------------------------------------------------------
+
+# How often beat runs submit_pending_jobs, and how long a queued run stays valid: a late
+# or replayed sweep is dropped rather than piling up behind a slow one.
+SUBMIT_SWEEP_INTERVAL = 30.0
+
+
+@shared_task(name="django_tensorpix.submit_job", ignore_result=True, acks_late=True)
+def submit_job(job_pk: int) -> None:
+    """Submit one job (``services.submit_job``); nothing happens if it is already on its way."""
+    job = Job.objects.filter(pk=job_pk).first()
+    if job is not None:
+        services.submit_job(job)
+
+
+@shared_task(name="django_tensorpix.submit_pending_jobs", ignore_result=True)
+def submit_pending_jobs() -> int:
+    """Re-drive stalled submissions (lost messages, killed workers, lost answers)."""
+    return services.submit_pending_jobs()
+
+
+@shared_task(name="django_tensorpix.archive_job_output", ignore_result=True, acks_late=True)
+def archive_job_output(job_pk: int) -> None:
+    """Archive a finished job's output (``services.archive_output``); a no-op once archived."""
+    job = Job.objects.filter(pk=job_pk).first()
+    if job is not None:
+        services.archive_output(job)
+
+
+# Beat entries for the submission sweep; merge into the host's ``beat_schedule``.
+SUBMISSION_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "tensorpix-submit-pending-jobs": {
+        "task": "django_tensorpix.submit_pending_jobs",
+        "schedule": SUBMIT_SWEEP_INTERVAL,
+        "options": {"expires": SUBMIT_SWEEP_INTERVAL},
+    },
+}

@@ -1,48 +1,34 @@
-"""The Celery app of the test suite's worker processes (``celery -A tests.celery_app``).
+"""The Celery app of the tests that run a real worker (tests/test_submission_delivery.py).
 
-When ``TENSORPIX_TEST_SIGNALS_KEY`` is set, every job signal a worker sends is counted in
-a Redis hash of that name (``<event id>:<signal>``), so a test in another process can
-check that each transition was dispatched exactly once; ``<name>:pids`` counts them per
-worker process.
+Broker and queue come from the environment, so each run uses its own queue on the Redis
+database of its choice; the worker process gets the same values from the test.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
 
+import django
 from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+django.setup()
 
-app = Celery("tests")
-app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["django_tensorpix"])
+from django_tensorpix.tasks import SUBMISSION_BEAT_SCHEDULE  # noqa: E402 (needs the setup)
 
-SIGNALS_KEY = os.environ.get("TENSORPIX_TEST_SIGNALS_KEY")
+BROKER_URL = os.environ.get("TENSORPIX_TEST_BROKER", "redis://127.0.0.1:6379/10")
+QUEUE = os.environ.get("TENSORPIX_TEST_QUEUE", "tensorpix-tests")
+SWEEP_SECONDS = float(os.environ.get("TENSORPIX_TEST_SWEEP", "1"))
 
-
-def _count_signals() -> None:
-    import redis
-    from django.conf import settings
-
-    from django_tensorpix import signals
-
-    connection = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-
-    names = ("job_status_changed", "job_finished", "job_failed", "job_canceled")
-    for name in names:
-
-        def receiver(sender: Any, event: Any, _name: str = name, **kwargs: Any) -> None:
-            connection.hincrby(str(SIGNALS_KEY), f"{event.pk}:{_name}", 1)
-            connection.hincrby(f"{SIGNALS_KEY}:pids", str(os.getpid()), 1)
-
-        getattr(signals, name).connect(receiver, weak=False)
-
-
-if SIGNALS_KEY:
-    from celery.signals import worker_init
-
-    @worker_init.connect
-    def _on_worker_init(**kwargs: Any) -> None:
-        _count_signals()
+app = Celery("django_tensorpix_tests")
+app.conf.update(
+    broker_url=BROKER_URL,
+    task_default_queue=QUEUE,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+    imports=["django_tensorpix.tasks"],
+    beat_schedule={
+        name: {**entry, "schedule": SWEEP_SECONDS, "options": {"expires": SWEEP_SECONDS}}
+        for name, entry in SUBMISSION_BEAT_SCHEDULE.items()
+    },
+)

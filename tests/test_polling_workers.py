@@ -1,6 +1,6 @@
 """Real Celery worker processes (and beat) keeping jobs in sync with the emulator.
 
-The workers are ``celery -A tests.celery_app worker`` subprocesses on Redis database 9
+The workers are ``celery -A tests.polling_celery_app worker`` subprocesses on Redis database 9
 with a queue of this run's own, using pytest's test database: PostgreSQL only (an
 in-memory SQLite database cannot be shared with another process). Each signal a worker
 sends is counted in Redis, so the test can check every transition went out once.
@@ -70,9 +70,9 @@ class Workers:
                 f"postgres://{database['USER']}:{database['PASSWORD'] or ''}@"
                 f"{database['HOST']}:{database['PORT']}/{database['NAME']}"
             ),
-            "TENSORPIX_TEST_QUEUE": self.queue,
-            "TENSORPIX_TEST_SIGNALS_KEY": self.signals_key,
-            "TENSORPIX_TEST_SETTINGS": json.dumps(
+            "TENSORPIX_POLL_TEST_QUEUE": self.queue,
+            "TENSORPIX_POLL_TEST_SIGNALS_KEY": self.signals_key,
+            "TENSORPIX_POLL_TEST_SETTINGS": json.dumps(
                 {
                     "API_KEY": emulator.api_key,
                     "BASE_URL": emulator.base_url,
@@ -88,7 +88,7 @@ class Workers:
             "-m",
             "celery",
             "-A",
-            "tests.celery_app",
+            "tests.polling_celery_app",
             "worker",
             "--pool=solo",
             f"--queues={self.queue}",
@@ -100,7 +100,7 @@ class Workers:
         env = dict(self.env)
         if beat:
             command += ["--beat", f"--schedule={self.tmp_path / 'beat-schedule'}"]
-            env["TENSORPIX_TEST_BEAT_INTERVAL"] = str(BEAT_INTERVAL)
+            env["TENSORPIX_POLL_TEST_BEAT_INTERVAL"] = str(BEAT_INTERVAL)
         with log.open("wb") as output:
             process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
