@@ -531,3 +531,16 @@ def test_query_count_per_page_is_bounded_on_every_database() -> None:
 
     extra = 0 if connection.vendor == "postgresql" else 10
     assert large <= small + extra
+
+
+def test_a_payload_nested_too_deep_is_malformed_not_stored() -> None:
+    # Item 7: a deep extra field would make every later comparison recurse as deep.
+    payload = video_payload()
+    deep: object = []
+    for _ in range(500):
+        deep = [deep]
+    payload["extra"] = deep
+
+    with pytest.raises(MalformedPayload, match="nested deeper"):
+        sync_videos([payload])
+    assert not Video.objects.exists()
