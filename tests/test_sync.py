@@ -506,9 +506,9 @@ def queries_for(page: list[dict[str, Any]]) -> int:
 def test_a_page_of_new_jobs_costs_constant_queries_on_postgresql(
     n: int, django_assert_num_queries: Any
 ) -> None:
-    # savepoint, lock jobs, (read + upsert) x ML models / videos / outputs, upsert jobs,
+    # savepoint, sync lock, lock jobs, (read + upsert) x ML models / videos / outputs, upsert jobs,
     # insert links, insert events, release savepoint.
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(13):
         sync_jobs(page_of_jobs(n))
 
 
@@ -520,7 +520,7 @@ def test_a_page_of_known_jobs_costs_constant_queries_on_postgresql(
     sync_jobs(page_of_jobs(n))
     finishing = [{**job, "eta_s": 1.0} for job in page_of_jobs(n)]
     # As above, with a read of the current links instead of the insert of new ones.
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(12):
         sync_jobs(finishing)
 
 

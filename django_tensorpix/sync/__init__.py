@@ -31,7 +31,7 @@ from django_tensorpix.enums import JobEventKind
 from django_tensorpix.models import Job, JobEvent, MLModel, RestoredVideo, Video
 from django_tensorpix.sync.jobs import decide_transition, sync_job_page
 from django_tensorpix.sync.payloads import Invalid, ObjectSpec, Parsed
-from django_tensorpix.sync.rows import RowChange, send_post_save, upsert_page
+from django_tensorpix.sync.rows import RowChange, lock_for_sync, send_post_save, upsert_page
 from django_tensorpix.sync.specs import JOB, ML_MODEL, RESTORED_VIDEO, VIDEO
 
 __all__ = [
@@ -133,7 +133,9 @@ def _sync_flat(
     parsed = [spec.parse(payload) for payload in payloads]
     using = router.db_for_write(model)
     with transaction.atomic(using=using):
-        changes = upsert_page(spec, model, parsed, account=account, now=timezone.now(), using=using)
+        lock_for_sync([model], account=account, using=using)
+        now = timezone.now()  # after the lock, as in ``sync_job_page``
+        changes = upsert_page(spec, model, parsed, account=account, now=now, using=using)
         send_post_save(changes.values(), using=using)
     return changes
 
@@ -226,6 +228,7 @@ def mark_missing_remote(
     if model is Video:
         queryset = queryset.filter(external_url__isnull=True)
     with transaction.atomic(using=using):
+        lock_for_sync([model], account=account, using=using)
         pks = list(queryset.select_for_update().values_list("pk", flat=True))
         if not pks:
             return 0

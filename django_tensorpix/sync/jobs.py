@@ -1,8 +1,9 @@
 """Syncing job pages: nested objects, ML model links, and the one place a status changes.
 
-A page of jobs costs a constant number of queries whatever its size: the page's job rows
-(locked), then for ML models, input videos and output videos one read and one write each,
-one upsert of the jobs, one read / delete / insert of ML model links, one insert of events.
+A page of jobs costs a constant number of queries whatever its size: the sync lock (on
+PostgreSQL), the page's job rows (locked), then for ML models, input videos and output
+videos one read and one write each, one upsert of the jobs, one read / delete / insert of
+ML model links, one insert of events.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from django_tensorpix.sync.rows import (
     RowChange,
     apply_payload,
     last_per_id,
+    lock_for_sync,
     mark_seen,
     read_existing,
     save_rows,
@@ -41,6 +43,8 @@ JOB_UPDATE_FIELDS = [
     "status_changed_at",
     *BOOKKEEPING_FIELDS,
 ]
+# Every model a page of jobs writes: all are locked together (see ``lock_for_sync``).
+JOB_PAGE_MODELS = (Job, MLModel, Video, RestoredVideo)
 STATUS_SIGNALS: dict[int | None, Signal] = {
     JobStatus.FINISHED: signals.job_finished,
     JobStatus.FAILED: signals.job_failed,
@@ -93,8 +97,12 @@ class JobPage:
 def sync_job_page(parsed_jobs: Iterable[Parsed], *, account: str) -> JobPage:
     jobs = last_per_id(parsed_jobs)
     using = router.db_for_write(Job)
-    now = timezone.now()
     with transaction.atomic(using=using):
+        lock_for_sync(JOB_PAGE_MODELS, account=account, using=using)
+        # Read the clock once the lock is held: a sync that waited must not stamp rows
+        # with a time before the sync it waited for (a full listing would then flag them
+        # missing, as not seen since it started).
+        now = timezone.now()
         existing = read_existing(
             Job, account, [job.tensorpix_id for job in jobs], using=using, lock=True
         )
@@ -225,7 +233,9 @@ def _link_ml_models(
         for model_pk in model_pks - current[job_pk]
     ]
     if new_links:
-        links.bulk_create(new_links)
+        # The sync lock already keeps two syncs from inserting the same link; ON CONFLICT
+        # DO NOTHING keeps a writer that does not take it (host code) from failing the page.
+        links.bulk_create(new_links, ignore_conflicts=True)
     for change in changes.values():
         pk = change.instance.pk
         if pk in wanted and not change.created and current[pk] != wanted[pk]:
