@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django.db import connection
@@ -12,11 +12,15 @@ from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
 
 from django_tensorpix import signals
+from django_tensorpix.client import Page, TensorPixClient
+from django_tensorpix.conf import Account
 from django_tensorpix.enums import JobEventKind, JobStatus, SubmissionState
 from django_tensorpix.exceptions import MalformedPayload
 from django_tensorpix.models import Job, JobEvent, MLModel, RestoredVideo, Video
 from django_tensorpix.sync import (
+    SkippedObject,
     SyncResult,
+    sync_full_listing,
     sync_job,
     sync_jobs,
     sync_ml_models,
@@ -300,7 +304,8 @@ def test_ml_model_links_follow_the_payload(saved: list[Any]) -> None:
     sync_jobs([job_payload(ml_models=denoise_only)])
 
     assert list(job.ml_models.values_list("tensorpix_id", flat=True)) == [8]
-    assert saved == [("Job", False, frozenset({"ml_models"}))]
+    # The links are a many-to-many change: m2m_changed says so, not post_save.
+    assert saved == []
     assert MLModel.objects.count() == 2
 
 
@@ -426,10 +431,26 @@ def test_restored_video_without_optional_fields_reads_them_as_null() -> None:
     )
 
 
+class Listing:
+    """A stand-in for a client whose listings are the given pages (no HTTP needed here)."""
+
+    def __init__(self, *pages: list[dict[str, Any]], account: str = "default") -> None:
+        self.account = Account(account, "k")
+        self.pages = [Page(page, None) for page in pages]
+
+    def iter_job_pages(self) -> Any:
+        yield from self.pages
+
+    iter_video_pages = iter_restored_video_pages = iter_ml_model_pages = iter_job_pages
+
+    def full(self, kind: str, **options: Any) -> SyncResult:
+        return sync_full_listing(kind, cast(TensorPixClient, self), **options)
+
+
 def test_full_sync_marks_rows_no_longer_listed_as_missing() -> None:
     sync_jobs(page_of_jobs(3))
 
-    result = sync_pages("jobs", [page_of_jobs(1), page_of_jobs(1, first_id=1002)])
+    result = Listing(page_of_jobs(1), page_of_jobs(1, first_id=1002)).full("jobs")
 
     assert result.missing == 1
     missing = Job.objects.get(missing_remote=True)
@@ -449,17 +470,19 @@ def test_an_interrupted_listing_marks_nothing_missing() -> None:
         yield page_of_jobs(1)
         raise ConnectionError("TensorPix went away")
 
+    listing = Listing()
+    listing.iter_job_pages = pages  # type: ignore[method-assign]
     with pytest.raises(ConnectionError):
-        sync_pages("jobs", pages())
+        listing.full("jobs")
 
     assert not Job.objects.filter(missing_remote=True).exists()
 
 
 def test_a_missing_row_listed_again_is_unflagged() -> None:
     sync_jobs(page_of_jobs(2))
-    sync_pages("jobs", [page_of_jobs(1)])
+    Listing(page_of_jobs(1)).full("jobs")
 
-    sync_pages("jobs", [page_of_jobs(2)])
+    Listing(page_of_jobs(2)).full("jobs")
 
     assert not Job.objects.filter(missing_remote=True).exists()
 
@@ -468,7 +491,7 @@ def test_full_video_sync_never_flags_inputs_of_jobs_created_from_a_url() -> None
     url_input = video_payload(id=99, file=None, thumbnail=None, external_url="https://a.b/c.mp4")
     sync_videos([video_payload(), url_input])
 
-    result = sync_pages("videos", [[]])
+    result = Listing([]).full("videos")
 
     assert result.missing == 1
     assert Video.objects.get(tensorpix_id=31).missing_remote
@@ -478,7 +501,7 @@ def test_full_video_sync_never_flags_inputs_of_jobs_created_from_a_url() -> None
 def test_unsubmitted_rows_are_never_flagged_missing() -> None:
     Job.objects.create()
 
-    sync_pages("jobs", [])
+    Listing().full("jobs")
 
     assert not Job.objects.filter(missing_remote=True).exists()
 
@@ -544,3 +567,130 @@ def test_a_payload_nested_too_deep_is_malformed_not_stored() -> None:
     with pytest.raises(MalformedPayload, match="nested deeper"):
         sync_videos([payload])
     assert not Video.objects.exists()
+
+
+def test_streamed_pages_never_flag_anything_missing() -> None:
+    # Item 13: the safe default. A partial stream is just pages.
+    sync_jobs(page_of_jobs(3))
+
+    result = sync_pages("jobs", [page_of_jobs(1)])
+
+    assert result.missing == 0
+    assert not Job.objects.filter(missing_remote=True).exists()
+
+
+def test_full_listing_uses_the_clients_account() -> None:
+    sync_jobs(page_of_jobs(2), account="studio")
+    sync_jobs(page_of_jobs(2))
+
+    Listing(account="studio").full("jobs")
+
+    assert set(Job.objects.filter(missing_remote=True).values_list("account", flat=True)) == {
+        "studio"
+    }
+
+
+def test_a_malformed_job_mid_listing_is_skipped_reported_and_the_rest_synced() -> None:
+    # Item 11: one bad job no longer stops the listing at its page on every run.
+    sync_jobs(page_of_jobs(4))
+    first, second = page_of_jobs(2), page_of_jobs(2, first_id=1002)
+    first[1] = {**first[1], "status": "finished"}
+
+    result = Listing(first, second).full("jobs")
+
+    assert result.seen == 3
+    assert result.skipped == [
+        SkippedObject("Job", 1001, "status", result.skipped[0].reason),
+    ]
+    assert "Job 1001" in result.skipped[0].reason
+    # Listed but unreadable is not gone: only after a complete listing, and never the bad one.
+    assert not Job.objects.filter(missing_remote=True).exists()
+
+
+def test_a_malformed_object_without_an_id_blocks_the_missing_marking() -> None:
+    sync_jobs(page_of_jobs(3))
+
+    result = Listing([*page_of_jobs(1), {"id": "x"}]).full("jobs")
+
+    assert [skipped.tensorpix_id for skipped in result.skipped] == [None]
+    assert result.missing == 0
+    assert not Job.objects.filter(missing_remote=True).exists()
+
+
+def test_sync_jobs_is_still_strict_by_default() -> None:
+    with pytest.raises(MalformedPayload):
+        sync_jobs([job_payload(), job_payload(id=53, status="x")])
+    result = sync_jobs([job_payload(), job_payload(id=53, status="x")], skip_malformed=True)
+    assert (result.created, len(result.skipped)) == (1, 1)
+
+
+def test_an_output_video_claimed_by_another_job_later_moves_to_it() -> None:
+    # Item 9: on another page or in another run, the one-to-one link moves; no IntegrityError.
+    sync_jobs([job_payload(id=52)])
+    sync_jobs([job_payload(id=53)])
+
+    assert Job.objects.get(tensorpix_id=53).output_video.tensorpix_id == 74  # type: ignore[union-attr]
+    assert Job.objects.get(tensorpix_id=52).output_video is None
+    assert RestoredVideo.objects.count() == 1
+
+    sync_jobs([job_payload(id=52)])  # and back, on every run, without crashing
+    assert Job.objects.get(tensorpix_id=52).output_video is not None
+    assert Job.objects.get(tensorpix_id=53).output_video is None
+
+
+def test_two_jobs_of_one_page_sharing_an_output_skip_the_second_in_a_listing() -> None:
+    result = Listing([job_payload(), job_payload(id=53)]).full("jobs")
+
+    assert [(s.tensorpix_id, s.field) for s in result.skipped] == [(53, "output_video.id")]
+    assert Job.objects.get().tensorpix_id == 52
+
+
+@pytest.mark.parametrize("progress", [2.0, -0.5, 1e9])
+def test_progress_out_of_range_never_freezes_the_job(progress: float) -> None:
+    # Item 10: a stored 2 made every later payload of the same status "stale".
+    sync_job(processing_job_payload(processing_progress=progress))
+
+    job = sync_job(processing_job_payload(processing_progress=0.5, eta_s=12.0))
+
+    job.refresh_from_db()
+    assert job.processing_progress == 0.5
+    assert job.eta_s == 12.0
+
+
+def test_post_save_update_fields_are_safe_to_save_with(django_user_model: Any) -> None:
+    # Item 12: a receiver re-saving with update_fields must work, links changing included.
+    resaved: list[frozenset[str] | None] = []
+
+    def receiver(sender: Any, instance: Any, update_fields: Any, **kwargs: Any) -> None:
+        if sender is Job and update_fields and "synced_at" not in update_fields:
+            resaved.append(update_fields)
+            instance.save(update_fields=[*update_fields, "synced_at"])
+
+    post_save.connect(receiver, weak=False)
+    try:
+        sync_job(job_payload())
+        sync_job(job_payload(ml_models=job_payload()["ml_models"][1:], description="new"))
+    finally:
+        post_save.disconnect(receiver)
+
+    assert resaved == [frozenset({"description"})]
+
+
+def test_ml_model_link_changes_send_m2m_changed() -> None:
+    from django.db.models.signals import m2m_changed
+
+    sync_job(job_payload())
+    received: list[tuple[str, set[int]]] = []
+
+    def receiver(sender: Any, instance: Any, action: str, pk_set: set[int], **kw: Any) -> None:
+        assert sender is Job.ml_models.through
+        assert kw["model"] is MLModel
+        received.append((action, {MLModel.objects.get(pk=pk).tensorpix_id for pk in pk_set}))
+
+    m2m_changed.connect(receiver, weak=False)
+    try:
+        sync_job(job_payload(ml_models=job_payload()["ml_models"][1:]))
+    finally:
+        m2m_changed.disconnect(receiver)
+
+    assert received == [("post_remove", {7})]

@@ -202,19 +202,27 @@ def upsert_page(
 def send_post_save(changes: Iterable[RowChange], *, using: str) -> None:
     """``post_save`` for every created or changed row, as ``Model.save()`` would send it.
 
-    The bulk path sends none by itself. ``update_fields`` names the TensorPix fields that
-    changed (``ml_models`` included for a job), so receivers can tell what moved. Like
-    ``save()``'s, it fires inside the transaction: a receiver that starts a Celery task
-    should do so in ``transaction.on_commit``.
+    The bulk path sends none by itself. ``update_fields`` is ``None`` for a created row and
+    otherwise the names of the concrete fields that changed (TensorPix's columns,
+    ``input_video``/``output_video``, ``remote_data`` for fields TensorPix added later),
+    exactly what ``save(update_fields=...)`` accepts, so a receiver that re-saves with it
+    works. Many-to-many changes (a job's ``ml_models``) are announced by ``m2m_changed``,
+    as Django does. Like ``save()``'s, it fires inside the transaction: a receiver that
+    starts a Celery task should do so in ``transaction.on_commit``.
     """
     for change in changes:
         if not change.is_change:
             continue
+        model = type(change.instance)
+        concrete = {f.name for f in model._meta.concrete_fields}
+        updated = frozenset(name for name in change.changed if name in concrete)
+        if not change.created and not updated:
+            continue
         post_save.send(
-            sender=type(change.instance),
+            sender=model,
             instance=change.instance,
             created=change.created,
-            update_fields=None if change.created else frozenset(change.changed),
+            update_fields=None if change.created else updated,
             raw=False,
             using=using,
         )
