@@ -11,6 +11,7 @@ import json
 import os
 import re
 import time
+from datetime import datetime
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -123,6 +124,7 @@ def error_for_response(
     label: str,
     attempts: int = 1,
     secret: str = "",
+    now: datetime | None = None,
 ) -> TensorPixError:
     """The exception for a TensorPix error response to ``label`` (e.g. ``"GET /api/jobs/1/"``).
 
@@ -137,7 +139,7 @@ def error_for_response(
     path = urlsplit(response.url or "").path
     reason = redact(response.reason or "", secret)
     message = f"{label} failed: {status} {describe_body(body) or reason}".rstrip()
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    retry_after = parse_retry_after(response.headers.get("Retry-After"), now=now)
     if status == 429 and retry_after is not None:
         message += f" (TensorPix asked to wait {retry_after:g}s)"
     if attempts > 1:

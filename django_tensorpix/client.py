@@ -30,6 +30,7 @@ import mimetypes
 import operator
 import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import IO, Any, NotRequired, TypedDict, TypeVar, Unpack, cast
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -76,6 +77,10 @@ DOWNLOAD_CHUNK_SIZE = 256 * 1024
 MAX_DOWNLOAD_REDIRECTS = 5
 
 T = TypeVar("T")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Page(list[T]):
@@ -228,8 +233,10 @@ class TensorPixClient:
 
     ``connect_timeout``, ``read_timeout`` and ``max_retries`` default to the
     ``TENSORPIX`` settings. ``sleep`` is how the client waits between retries; tests
-    pass a recorder. An account without a usable key or base URL raises
-    :class:`~django_tensorpix.exceptions.ConfigurationError` here, before any request.
+    pass a recorder, and a ``clock`` (the time HTTP-date ``Retry-After`` headers are read
+    against) that does not depend on the wall clock. An account without a usable key or
+    base URL raises :class:`~django_tensorpix.exceptions.ConfigurationError` here, before
+    any request.
     """
 
     def __init__(
@@ -240,6 +247,7 @@ class TensorPixClient:
         read_timeout: float | None = None,
         max_retries: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         problem = api_key_problem(account.api_key)
         if problem is not None:
@@ -263,6 +271,7 @@ class TensorPixClient:
         self._max_response_bytes = tensorpix_settings.MAX_RESPONSE_BYTES
         self._retry = RetryPolicy.from_settings(max_retries=max_retries)
         self._sleep = sleep
+        self._clock = clock
         self._page_size = tensorpix_settings.PAGE_SIZE
         self._upload_chunk_size = tensorpix_settings.UPLOAD_CHUNK_SIZE
         self._session = requests.Session()
@@ -601,6 +610,7 @@ class TensorPixClient:
                 method=method,
                 label=request_label(method, response.url),
                 secret=self.account.api_key,
+                now=self._clock(),
             )
 
     def _send(
@@ -670,7 +680,9 @@ class TensorPixClient:
                 )
                 if not idempotent or response.status_code not in RETRYABLE_STATUSES:
                     return response
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                retry_after = parse_retry_after(
+                    response.headers.get("Retry-After"), now=self._clock()
+                )
                 too_long = retry_after is not None and retry_after > self._retry.retry_after_max
                 if attempt >= self._retry.max_retries or too_long:
                     with response:
@@ -680,6 +692,7 @@ class TensorPixClient:
                             label=label,
                             attempts=attempt + 1,
                             secret=self.account.api_key,
+                            now=self._clock(),
                         )
                 wait = self._retry.backoff(attempt) if retry_after is None else retry_after
                 problem = f"{response.status_code} {response.reason or ''}".rstrip()
