@@ -10,7 +10,8 @@ promises shape the code:
   if that costs fewer requests than one GET each (:func:`choose_listing`).
 * **Safe with many workers.** A sweep claims due jobs with a conditional ``UPDATE`` that
   sets a lease (``poll_lease_until``, ``poll_lease_owner``): two workers never refresh
-  the same job at once, no HTTP call runs inside a transaction, and a worker killed
+  the same job at once (a sweep gives back, unrefreshed, what it has not reached when
+  half its lease is gone), no HTTP call runs inside a transaction, and a worker killed
   mid-refresh delays its jobs by at most one lease. It works alike on PostgreSQL and
   SQLite. Writes go through the sync, which is monotonic and locks rows in order, so a
   late answer never undoes a newer one.
