@@ -277,12 +277,14 @@ def read_body(response: requests.Response, *, deadline: float, max_bytes: int, l
             if size > max_bytes:
                 raise ResponseTooLarge(
                     f"{label} returned a body larger than MAX_RESPONSE_BYTES ({max_bytes:,} "
-                    "bytes, decoded); refusing to read further."
+                    "bytes, decoded); refusing to read further.",
+                    status=response.status_code,
                 )
             chunks.append(chunk)
     except (ProtocolError, DecodeError, OSError) as exc:
         raise MalformedResponse(
-            f"{label} failed: the response body was cut short or garbled ({type(exc).__name__})."
+            f"{label} failed: the response body was cut short or garbled ({type(exc).__name__}).",
+            status=response.status_code,
         ) from None
     finally:
         response.close()

@@ -595,11 +595,13 @@ class TensorPixClient:
             raise MalformedResponse(
                 f"{label} returned {response.status_code} with a body that is not JSON "
                 f"we can read ({content_type}, {len(response.content)} bytes: "
-                f"{redact(str(error), self.account.api_key)[:200]})."
+                f"{redact(str(error), self.account.api_key)[:200]}).",
+                status=response.status_code,
             ) from None
         if not isinstance(data, dict):
             raise MalformedResponse(
-                f"{label} returned {type(data).__name__} where a JSON object was expected."
+                f"{label} returned {type(data).__name__} where a JSON object was expected.",
+                status=response.status_code,
             )
         return data
 
