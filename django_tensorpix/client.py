@@ -641,9 +641,11 @@ class TensorPixClient:
                     method, url, timeout=self._timeout, allow_redirects=False, stream=True, **kwargs
                 )
                 if not storage:
+                    # Counted from the answer's headers: an upload's own sending time is
+                    # not the server's to bound.
                     read_body(
                         response,
-                        deadline=started + self._response_timeout,
+                        deadline=time.monotonic() + self._response_timeout,
                         max_bytes=self._max_response_bytes,
                         label=label,
                     )
