@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests_toolbelt import MultipartEncoder
-from urllib3.exceptions import DecodeError, LocationParseError, ProtocolError
+from urllib3.exceptions import DecodeError, LocationParseError, ProtocolError, ReadTimeoutError
 from urllib3.util import Url, parse_url
 
 from django_tensorpix.exceptions import (
@@ -281,6 +281,13 @@ def read_body(response: requests.Response, *, deadline: float, max_bytes: int, l
                     status=response.status_code,
                 )
             chunks.append(chunk)
+    except ReadTimeoutError:
+        raise TransientError(
+            f"{label} failed: timed out waiting for the rest of the response ({size} bytes read).",
+            method=label.partition(" ")[0],
+            path=urlsplit(response.url or "").path,
+            status=response.status_code,
+        ) from None
     except (ProtocolError, DecodeError, OSError) as exc:
         raise MalformedResponse(
             f"{label} failed: the response body was cut short or garbled ({type(exc).__name__}).",

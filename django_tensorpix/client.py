@@ -665,7 +665,8 @@ class TensorPixClient:
                     f"{label} failed: the response body was cut short or garbled."
                 ) from None
             except TransientError as error:
-                # RESPONSE_TIMEOUT ran out: as any timeout, retried when idempotent.
+                # The body timed out (RESPONSE_TIMEOUT or READ_TIMEOUT): as any timeout,
+                # retried when idempotent.
                 if not idempotent:
                     raise OutcomeUnknown(
                         f"{error}; the outcome is unknown: TensorPix may have acted on the "
@@ -676,7 +677,7 @@ class TensorPixClient:
                     ) from None
                 if attempt >= self._retry.max_retries:
                     raise
-                problem = "response took longer than RESPONSE_TIMEOUT"
+                problem = "the response's body timed out"
                 wait = self._retry.backoff(attempt)
             else:
                 logger.debug(
