@@ -51,6 +51,13 @@ DEFAULTS: dict[str, Any] = {
     # upload_to pattern (strftime) of archived files inside it.
     "ARCHIVE_STORAGE": "default",
     "ARCHIVE_UPLOAD_TO": "tensorpix/%Y/%m/",
+    # --- REST API (django_tensorpix.api) ---
+    # Import paths of the DRF permission classes of every API view. The default lets
+    # users see and act on their own jobs and videos only, staff on all, and needs the
+    # add_job (add_video) model permission to create a job (upload a video).
+    "API_PERMISSION_CLASSES": ("django_tensorpix.api.permissions.IsOwnerOrStaff",),
+    # Show each object's raw TensorPix payload as local.remote_data in API responses.
+    "API_EXPOSE_REMOTE_DATA": False,
 }
 
 # Keys whose value must be a positive number, checked by tensorpix.E004.

@@ -1,0 +1,68 @@
+"""django-filter filter sets of the API's list endpoints.
+
+Ranges use django-filter's ``_after`` / ``_before`` pairs (ISO 8601): ``?started_after=
+2025-07-01T00:00:00Z``. A filter on a choice accepts several values: ``?status=1&status=0``.
+"""
+
+from __future__ import annotations
+
+import django_filters
+
+from django_tensorpix.enums import JobStatus, SubmissionState, Task
+from django_tensorpix.models import Job, MLModel, RestoredVideo, Video
+
+
+class JobFilter(django_filters.FilterSet):
+    status = django_filters.TypedMultipleChoiceFilter(
+        choices=JobStatus.choices, coerce=int, help_text="TensorPix status; repeat for several."
+    )
+    submission_state = django_filters.MultipleChoiceFilter(choices=SubmissionState.choices)
+    ml_model = django_filters.NumberFilter(
+        field_name="ml_models__tensorpix_id",
+        distinct=True,
+        help_text="Jobs using this AI filter (its TensorPix id).",
+    )
+    preview = django_filters.BooleanFilter()
+    started = django_filters.IsoDateTimeFromToRangeFilter()
+    finished = django_filters.IsoDateTimeFromToRangeFilter()
+    tensorpix_id = django_filters.NumberFilter()
+
+    class Meta:
+        model = Job
+        fields = ("status", "submission_state", "ml_model", "preview", "tensorpix_id")
+
+
+class VideoFilter(django_filters.FilterSet):
+    created_at = django_filters.IsoDateTimeFromToRangeFilter()
+    uploaded = django_filters.BooleanFilter(
+        field_name="tensorpix_id",
+        lookup_expr="isnull",
+        exclude=True,
+        help_text="Known to TensorPix (true) or not yet (false).",
+    )
+
+    class Meta:
+        model = Video
+        fields = ("tensorpix_id",)
+
+
+class RestoredVideoFilter(django_filters.FilterSet):
+    created_at = django_filters.IsoDateTimeFromToRangeFilter()
+    deleted = django_filters.BooleanFilter(
+        field_name="deleted",
+        lookup_expr="isnull",
+        exclude=True,
+        help_text="Deleted at TensorPix (true) or still there (false).",
+    )
+
+    class Meta:
+        model = RestoredVideo
+        fields = ("tensorpix_id",)
+
+
+class MLModelFilter(django_filters.FilterSet):
+    task = django_filters.TypedMultipleChoiceFilter(choices=Task.choices, coerce=int)
+
+    class Meta:
+        model = MLModel
+        fields = ("task", "tensorpix_id")
