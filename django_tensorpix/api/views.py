@@ -247,9 +247,9 @@ class JobViewSet(
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         """Ask TensorPix to stop the job (a job not sent yet is withdrawn locally)."""
+        job = self.get_object()
         import django_tensorpix.services as services
 
-        job = self.get_object()
         with tensorpix_errors():
             try:
                 result = services.cancel_job(job)
@@ -262,9 +262,9 @@ class JobViewSet(
     @action(detail=True, methods=["post"])
     def refresh(self, request: Request, pk: str | None = None) -> Response:
         """Read the job from TensorPix now (instead of waiting for the next poll)."""
+        job = self.get_object()
         import django_tensorpix.polling as polling
 
-        job = self.get_object()
         if job.tensorpix_id is None:
             raise Conflict("The job is not known to TensorPix yet.")
         with tensorpix_errors():
@@ -284,9 +284,9 @@ class JobViewSet(
     @action(detail=True, methods=["get"])
     def download(self, request: Request, pk: str | None = None) -> Response | HttpResponseRedirect:
         """A fresh URL of the finished job's output (presigned URLs expire), or a redirect."""
+        job = self.get_object()
         import django_tensorpix.services as services
 
-        job = self.get_object()
         with tensorpix_errors():
             try:
                 url = services.output_download_url(job)
@@ -300,9 +300,9 @@ class JobViewSet(
     @action(detail=True, methods=["post"])
     def archive(self, request: Request, pk: str | None = None) -> Response:
         """Copy the finished output to local storage, in a Celery task (files are large)."""
+        job = self.get_object()
         import django_tensorpix.tasks as tasks
 
-        job = self.get_object()
         if job.status != JobStatus.FINISHED or job.output_video_id is None:
             raise Conflict("Only a finished job with an output can be archived.")
         transaction.on_commit(lambda: tasks.archive_job_output.delay(job.pk))

@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "django_tensorpix",
     "example",
 ]
@@ -82,4 +83,21 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/
 
 TENSORPIX: dict[str, object] = {
     # API_KEY and BASE_URL come from TENSORPIX_API_KEY / TENSORPIX_BASE_URL.
+}
+
+# The REST API at /api/tensorpix/, its OpenAPI schema at /api/schema/ and docs at /api/docs/.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {"tensorpix_job_create": "30/hour"},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "django-tensorpix example",
+    "DESCRIPTION": "TensorPix jobs and videos of this project, mirrored by django-tensorpix.",
+    "VERSION": "1.0.0",
 }
