@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from rest_framework.authentication import BasicAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.test import APIClient, APIRequestFactory, force_authenticate
@@ -174,3 +175,34 @@ def test_a_subclass_can_narrow_who_sees_what(jobs: dict[str, Job], alice: Any) -
 
     assert response.status_code == 200
     assert response.data["count"] == 0
+
+
+@pytest.fixture
+def empty_cache() -> Any:
+    """DRF's throttles count in the default cache, which outlives a test."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_creating_jobs_has_its_own_throttle_scope(alice: Any, bob: Any, empty_cache: Any) -> None:
+    api = client_for(alice)
+    invalid = {"video_url": "ftp://x.test/a.mp4", "ml_models": [1]}
+
+    # tests.settings: "tensorpix_job_create": "5/minute". Refused requests count too.
+    answers = [api.post("/api/tensorpix/jobs/", invalid, format="json") for _ in range(6)]
+
+    assert [answer.status_code for answer in answers] == [400] * 5 + [429]
+    assert api.get("/api/tensorpix/jobs/").status_code == 200  # reading is not throttled
+
+
+def test_without_a_rate_for_the_scope_creating_is_not_throttled(
+    alice: Any, settings: Any, empty_cache: Any
+) -> None:
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {}}
+    api = client_for(alice)
+    invalid = {"video_url": "ftp://x.test/a.mp4", "ml_models": [1]}
+
+    answers = [api.post("/api/tensorpix/jobs/", invalid, format="json") for _ in range(7)]
+
+    assert {answer.status_code for answer in answers} == {400}

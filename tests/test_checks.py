@@ -114,3 +114,14 @@ def test_checks_run_with_the_system_check_framework():
 
     with override_settings(TENSORPIX={}), pytest.raises(SystemCheckError, match="E001"):
         call_command("check")
+
+
+def test_e040_api_permission_classes_must_be_importable():
+    assert check_ids(API_KEY="k", API_PERMISSION_CLASSES=["no.such.Permission"]) == [
+        "tensorpix.E040"
+    ]
+    assert check_ids(API_KEY="k", API_PERMISSION_CLASSES="django_tensorpix") == ["tensorpix.E040"]
+    assert (
+        check_ids(API_KEY="k", API_PERMISSION_CLASSES=["rest_framework.permissions.IsAdminUser"])
+        == []
+    )

@@ -28,6 +28,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
 
 from django_tensorpix import exceptions
@@ -97,6 +98,8 @@ class JobCreateThrottle(ScopedRateThrottle):
     scope_attr = "create_throttle_scope"
 
     def allow_request(self, request: Request, view: Any) -> bool:
+        # Read now, not at import, so that changed settings apply (DRF binds them at import).
+        self.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
         scope = getattr(view, self.scope_attr, None)
         if not scope or scope not in self.THROTTLE_RATES:
             return True
