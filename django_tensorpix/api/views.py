@@ -223,6 +223,8 @@ class JobViewSet(
             202: JobDetailSerializer,
             400: OpenApiResponse(description="Invalid fields, by field (DRF's shape)."),
             **READ_ERRORS,
+            502: ACTION_ERRORS[502],
+            503: ACTION_ERRORS[503],
         },
     )
     def create(self, request: Request) -> Response:
@@ -281,6 +283,7 @@ class JobViewSet(
         responses={
             200: inline_serializer("DownloadURL", fields={"url": serializers.CharField()}),
             302: OpenApiResponse(description="Redirect to the output's fresh URL."),
+            400: OpenApiResponse(description="``redirect`` is not a boolean."),
             **ACTION_ERRORS,
         },
     )
