@@ -16,6 +16,8 @@ import schemathesis
 import yaml
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
@@ -119,7 +121,15 @@ def example_api_schema(db: Any, settings: Any, alice: Any, bob: Any, tensorpix_a
     Job.objects.update(user=alice)
     Video.objects.update(user=alice)
     sync_jobs(page_of_jobs(2, first_id=9000))
-    return schemathesis.openapi.from_wsgi("/api/schema/?format=json", WSGIHandler())
+    # As Django's test client does: a request must not close the test's connection (its
+    # transaction holds the data above).
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield schemathesis.openapi.from_wsgi("/api/schema/?format=json", WSGIHandler())
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 def test_no_response_of_the_example_project_breaks_its_schema(example_api_schema: Any) -> None:

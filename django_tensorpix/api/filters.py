@@ -6,10 +6,30 @@ Ranges use django-filter's ``_after`` / ``_before`` pairs (ISO 8601): ``?started
 
 from __future__ import annotations
 
+import datetime
+from typing import Any
+
 import django_filters
+from django.db.models import QuerySet
 
 from django_tensorpix.enums import JobStatus, SubmissionState, Task
 from django_tensorpix.models import Job, MLModel, RestoredVideo, Video
+
+
+class InstantRangeFilter(django_filters.IsoDateTimeFromToRangeFilter):
+    """``<name>_after`` / ``<name>_before`` in ISO 8601, compared as instants in UTC.
+
+    Python accepts offsets PostgreSQL refuses (``-18:54``), which would be a 500 there.
+    """
+
+    def filter(self, qs: QuerySet[Any], value: Any) -> QuerySet[Any]:
+        if value:
+            value = slice(*(in_utc(moment) for moment in (value.start, value.stop)))
+        return super().filter(qs, value)
+
+
+def in_utc(moment: datetime.datetime | None) -> datetime.datetime | None:
+    return moment.astimezone(datetime.UTC) if moment is not None else None
 
 
 class JobFilter(django_filters.FilterSet):
@@ -23,8 +43,8 @@ class JobFilter(django_filters.FilterSet):
         help_text="Jobs using this AI filter (its TensorPix id).",
     )
     preview = django_filters.BooleanFilter()
-    started = django_filters.IsoDateTimeFromToRangeFilter()
-    finished = django_filters.IsoDateTimeFromToRangeFilter()
+    started = InstantRangeFilter()
+    finished = InstantRangeFilter()
     tensorpix_id = django_filters.NumberFilter()
 
     class Meta:
@@ -33,7 +53,7 @@ class JobFilter(django_filters.FilterSet):
 
 
 class VideoFilter(django_filters.FilterSet):
-    created_at = django_filters.IsoDateTimeFromToRangeFilter()
+    created_at = InstantRangeFilter()
     uploaded = django_filters.BooleanFilter(
         field_name="tensorpix_id",
         lookup_expr="isnull",
@@ -47,7 +67,7 @@ class VideoFilter(django_filters.FilterSet):
 
 
 class RestoredVideoFilter(django_filters.FilterSet):
-    created_at = django_filters.IsoDateTimeFromToRangeFilter()
+    created_at = InstantRangeFilter()
     deleted = django_filters.BooleanFilter(
         field_name="deleted",
         lookup_expr="isnull",
