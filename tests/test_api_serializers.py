@@ -10,7 +10,6 @@ import pytest
 from django.utils.dateparse import parse_datetime
 from rest_framework.test import APIClient
 
-from django_tensorpix.api import _job_options
 from django_tensorpix.api.serializers import JobCreateSerializer
 from django_tensorpix.client import TensorPixClient
 from django_tensorpix.models import Job
@@ -255,30 +254,6 @@ def test_end_frame_must_come_after_start_frame() -> None:
 @pytest.mark.parametrize("ml_models", [[], [True], [""], [1.5], "1", [{"id": 1}]])
 def test_ml_models_must_be_ids_or_names(ml_models: Any) -> None:
     assert set(errors_of({"video_url": URL, "ml_models": ml_models})) == {"ml_models"}
-
-
-def test_the_option_table_matches_tensorpixs_schema() -> None:
-    """Bounds and enums of each option equal CreateJob's (and EnhanceVideo's for URLs)."""
-    create_job = components()["CreateJob"]["properties"]
-    from_url = components()["EnhanceVideo"]["properties"]
-    for spec in _job_options.JOB_OPTIONS:
-        schema = create_job[spec.name]
-        assert spec.from_url == (spec.name in from_url), spec.name
-        enum: list[Any] = []
-        for option in schema.get("oneOf", [schema]):
-            enum += resolve(option).get("enum", [])
-        if enum:
-            assert set(spec.choices or ()) == set(enum) - {None}, spec.name
-        else:
-            assert (spec.minimum, spec.maximum) == (schema.get("minimum"), schema.get("maximum"))
-    assert {spec.name for spec in _job_options.JOB_OPTIONS} == set(create_job) - {
-        "id",
-        "input_video",
-        "output_video",
-        "owner",
-        "ml_models",
-        "cost_usd",
-    }
 
 
 def test_started_is_an_iso_8601_instant(api: APIClient, alice: Any) -> None:

@@ -15,16 +15,16 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import URLValidator
 from django.db import models
 from rest_framework import serializers
 from rest_framework.fields import empty
 
-from django_tensorpix.api import _job_options
+from django_tensorpix import services
 from django_tensorpix.api._schema import extend_schema_field
 from django_tensorpix.conf import tensorpix_settings
 from django_tensorpix.enums import Codec, JobStatus, OutputResolution, Task
 from django_tensorpix.models import Job, JobEvent, MLModel, RestoredVideo, Video
+from django_tensorpix.options import JOB_OPTIONS, VIDEO_URL_MAX_LENGTH, OptionSpec
 from django_tensorpix.sync.payloads import ObjectSpec
 from django_tensorpix.sync.specs import JOB, ML_MODEL, RESTORED_VIDEO, VIDEO
 
@@ -215,8 +215,9 @@ class OptionalBooleanField(serializers.BooleanField):
     default_empty_html = empty
 
 
-def option_field(spec: Any) -> serializers.Field[Any, Any, Any, Any]:
-    """The DRF field for one create option of the shared option table."""
+def option_field(spec: OptionSpec) -> serializers.Field[Any, Any, Any, Any]:
+    """The DRF field for one create option of :data:`django_tensorpix.options.JOB_OPTIONS`,
+    the one table of TensorPix's bounds and enums (services validate with it too)."""
     common: dict[str, Any] = {"required": False, "allow_null": spec.nullable}
     if not spec.from_url:
         common["help_text"] = "Uploaded files only: TensorPix's from-URL endpoint lacks it."
@@ -264,8 +265,7 @@ class JobCreateSerializer(serializers.Serializer[Job]):
 
     video_url = serializers.URLField(
         required=False,
-        max_length=_job_options.VIDEO_URL_MAX_LENGTH,
-        validators=[URLValidator(schemes=["http", "https"])],
+        max_length=VIDEO_URL_MAX_LENGTH,
         help_text="A direct, public or presigned http(s) URL of the video.",
     )
     file = serializers.FileField(required=False, help_text="The video, uploaded (multipart).")
@@ -275,36 +275,38 @@ class JobCreateSerializer(serializers.Serializer[Job]):
 
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         fields = super().get_fields()
-        for spec in _job_options.JOB_OPTIONS:
+        for spec in JOB_OPTIONS:
             fields[spec.name] = option_field(spec)
         return fields
+
+    def validate_video_url(self, value: str) -> str:
+        try:
+            return services.validate_video_url(value)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.messages) from None
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         from_url = bool(attrs.get("video_url"))
         if from_url == bool(attrs.get("file")):
             raise serializers.ValidationError("Give a video_url or a file: one of them.")
-        errors: dict[str, list[str]] = {}
-        for spec in _job_options.JOB_OPTIONS:
-            if from_url and not spec.from_url and attrs.get(spec.name) is not None:
-                errors[spec.name] = [f"{spec.name} applies to uploaded files only."]
-        start, end = attrs.get("start_frame"), attrs.get("end_frame")
-        if start is not None and end is not None and end <= start:
-            errors["end_frame"] = ["end_frame must be after start_frame."]
-        if errors:
-            raise serializers.ValidationError(errors)
+        # The services' own checks (ProRes options on a URL, end_frame after start_frame),
+        # so that the API refuses exactly what a submission would.
+        options = {spec.name: attrs[spec.name] for spec in JOB_OPTIONS if spec.name in attrs}
+        try:
+            services.validate_job_options(options, from_url=from_url)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(serializers.as_serializer_error(error)) from None
         return attrs
 
     def options(self) -> dict[str, Any]:
         """The options that were given (not ``None``), as keyword arguments for services."""
         return {
             spec.name: self.validated_data[spec.name]
-            for spec in _job_options.JOB_OPTIONS
+            for spec in JOB_OPTIONS
             if self.validated_data.get(spec.name) is not None
         }
 
     def create(self, validated_data: dict[str, Any]) -> Job:
-        import django_tensorpix.services as services
-
         user, account = validated_data.get("user"), validated_data["account"]
         try:
             if validated_data.get("video_url"):

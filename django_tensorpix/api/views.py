@@ -31,7 +31,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
 
-from django_tensorpix import exceptions
+from django_tensorpix import exceptions, services, tasks
 from django_tensorpix.api import filters
 from django_tensorpix.api._schema import (
     OpenApiParameter,
@@ -253,12 +253,11 @@ class JobViewSet(
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         """Ask TensorPix to stop the job (a job not sent yet is withdrawn locally)."""
         job = self.get_object()
-        import django_tensorpix.services as services
 
         with tensorpix_errors():
             try:
                 result = services.cancel_job(job)
-            except exceptions.NotCancelable as error:  # type: ignore[attr-defined]
+            except exceptions.NotCancelable as error:
                 raise Conflict(str(error)) from error
         body = self.detail_response(job).data
         return Response({"outcome": str(result.outcome), "message": result.message, "job": body})
@@ -291,12 +290,11 @@ class JobViewSet(
     def download(self, request: Request, pk: str | None = None) -> Response | HttpResponseRedirect:
         """A fresh URL of the finished job's output (presigned URLs expire), or a redirect."""
         job = self.get_object()
-        import django_tensorpix.services as services
 
         with tensorpix_errors():
             try:
                 url = services.output_download_url(job)
-            except exceptions.NoOutput as error:  # type: ignore[attr-defined]
+            except exceptions.NoOutput as error:
                 raise Conflict(str(error)) from error
         if serializers.BooleanField().to_internal_value(request.query_params.get("redirect", "0")):
             return HttpResponseRedirect(url)
@@ -307,7 +305,6 @@ class JobViewSet(
     def archive(self, request: Request, pk: str | None = None) -> Response:
         """Copy the finished output to local storage, in a Celery task (files are large)."""
         job = self.get_object()
-        import django_tensorpix.tasks as tasks
 
         if job.status != JobStatus.FINISHED or job.output_video_id is None:
             raise Conflict("Only a finished job with an output can be archived.")
