@@ -14,6 +14,7 @@ from django_tensorpix.client import TensorPixClient
 from django_tensorpix.enums import JobStatus, SubmissionState
 from django_tensorpix.models import Job
 from django_tensorpix.sync import sync_job, sync_ml_models
+from django_tensorpix.tasks import archive_job_output
 from django_tensorpix.testing import TensorPixEmulator
 
 # Polling (issue 9) is built in parallel; until it is merged refresh has nothing to call.
@@ -43,6 +44,18 @@ def remote_job(emulator: TensorPixEmulator, user: Any, *, finish: bool = False) 
     Job.objects.filter(pk=job.pk).update(user=user)
     job.refresh_from_db()
     return job
+
+
+def use_media_root(settings: Any, tmp_path: Any) -> None:
+    """Uploads and archives go to ``tmp_path`` (the default storage is built at import)."""
+    settings.MEDIA_ROOT = str(tmp_path)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path)},
+        },
+    }
 
 
 # -- create ---------------------------------------------------------------------------------
@@ -78,13 +91,7 @@ def test_creating_from_a_url_answers_202_with_the_local_job_and_submits_after_co
 def test_creating_from_an_uploaded_file_stores_it_for_the_worker(
     api: APIClient, alice: Any, catalogue: Any, settings: Any, tmp_path: Any
 ) -> None:
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path)},
-        },
-    }
+    use_media_root(settings, tmp_path)
     upload = SimpleUploadedFile("holiday.mp4", b"\x00\x00\x00\x18ftypmp42" + b"x" * 1000)
 
     response = api.post(
@@ -216,19 +223,28 @@ def test_download_of_an_unfinished_job_is_a_conflict(
     assert api.get(f"/api/tensorpix/jobs/{job.pk}/download/").status_code == 409
 
 
-def test_archive_enqueues_the_copy_of_a_finished_output(
+def test_archive_copies_a_finished_output_in_a_task(
     api: APIClient,
     alice: Any,
     tensorpix_account: TensorPixEmulator,
-    django_capture_on_commit_callbacks: Any,
+    settings: Any,
+    tmp_path: Any,
 ) -> None:
+    use_media_root(settings, tmp_path)
     job = remote_job(tensorpix_account, alice, finish=True)
 
-    with django_capture_on_commit_callbacks() as callbacks:
+    archive_job_output.app.conf.task_always_eager = True  # the task runs in the request
+    try:
         response = api.post(f"/api/tensorpix/jobs/{job.pk}/archive/")
+    finally:
+        archive_job_output.app.conf.task_always_eager = False
 
     assert response.status_code == 202
-    assert len(callbacks) == 1
+    job.refresh_from_db()
+    assert job.archived_file
+    assert job.output_video is not None
+    assert job.archived_file.size == job.output_video.size
+    assert api.get(f"/api/tensorpix/jobs/{job.pk}/").json()["local"]["archived_file"]
 
 
 def test_archive_of_an_unfinished_job_is_a_conflict(

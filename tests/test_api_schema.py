@@ -8,6 +8,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from schemathesis import checks
 from django_tensorpix.client import TensorPixClient
 from django_tensorpix.models import Job, MLModel, RestoredVideo, Video
 from django_tensorpix.sync import sync_jobs, sync_ml_models
+from django_tensorpix.tasks import archive_job_output
 from tests.strategies import ML_MODEL, page_of_jobs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,7 +114,9 @@ CHECKS = [
 
 
 @pytest.fixture
-def example_api_schema(db: Any, settings: Any, alice: Any, bob: Any, tensorpix_account: Any) -> Any:
+def example_api_schema(
+    db: Any, settings: Any, alice: Any, bob: Any, tensorpix_account: Any, tmp_path: Path
+) -> Iterator[Any]:
     """The example project's schema, served by its URLconf, with some data to read."""
     settings.ROOT_URLCONF = "example.urls"
     settings.ALLOWED_HOSTS = ["*"]
@@ -137,9 +141,13 @@ def example_api_schema(db: Any, settings: Any, alice: Any, bob: Any, tensorpix_a
     # transaction holds the data above).
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
+    # Archive's task runs in the request (there is no broker here); a failing one is stored.
+    archive_job_output.app.conf.task_always_eager = True
+    settings.MEDIA_ROOT = str(tmp_path)
     try:
         yield schemathesis.openapi.from_wsgi("/api/schema/?format=json", WSGIHandler())
     finally:
+        archive_job_output.app.conf.task_always_eager = False
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)
 

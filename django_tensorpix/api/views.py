@@ -15,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpResponseRedirect
 from django.utils.module_loading import import_string
@@ -305,10 +304,13 @@ class JobViewSet(
     def archive(self, request: Request, pk: str | None = None) -> Response:
         """Copy the finished output to local storage, in a Celery task (files are large)."""
         job = self.get_object()
-
         if job.status != JobStatus.FINISHED or job.output_video_id is None:
             raise Conflict("Only a finished job with an output can be archived.")
-        transaction.on_commit(lambda: tasks.archive_job_output.delay(job.pk))
+        # Sent now, not on commit: this request writes nothing the task would need to see.
+        try:
+            tasks.archive_job_output.delay(job.pk)
+        except Exception as error:  # the broker's errors depend on its transport
+            raise UpstreamUnavailable("Could not queue the archive; try again later.") from error
         return self.detail_response(job, status.HTTP_202_ACCEPTED)
 
 
