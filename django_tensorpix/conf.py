@@ -83,7 +83,7 @@ DEFAULTS: dict[str, Any] = {
     # users see and act on their own jobs and videos only, staff on all, and needs the
     # add_job (add_video) model permission to create a job (upload a video).
     "API_PERMISSION_CLASSES": ("django_tensorpix.api.permissions.IsOwnerOrStaff",),
-    # Show each object's raw TensorPix payload as local.remote_data in API responses.
+    # Show the raw TensorPix payload of jobs, videos and outputs as local.remote_data.
     "API_EXPOSE_REMOTE_DATA": False,
 }
 

@@ -115,6 +115,8 @@ def test_remote_data_is_shown_only_when_the_setting_says_so(
     body = api.get(f"/api/tensorpix/jobs/{job.pk}/").json()
 
     assert body["local"]["remote_data"]["id"] == 52
+    assert body["input_video"]["local"]["remote_data"]["id"] == 31
+    assert body["output_video"]["local"]["remote_data"]["id"] == 74
 
 
 def test_a_job_not_yet_submitted_has_a_local_id_and_no_tensorpix_id(

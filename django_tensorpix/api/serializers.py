@@ -69,7 +69,17 @@ class MLModelSerializer(MirrorSerializer):
         fields = tensorpix_fields(ML_MODEL)
 
 
-class VideoLocalSerializer(serializers.ModelSerializer[Video]):
+class LocalSerializer(serializers.ModelSerializer[Any]):
+    """The ``local`` block of a mirrored object; ``remote_data`` only when the host asks."""
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        fields = super().get_fields()
+        if tensorpix_settings.API_EXPOSE_REMOTE_DATA:
+            fields["remote_data"] = serializers.JSONField(read_only=True)
+        return fields
+
+
+class VideoLocalSerializer(LocalSerializer):
     """What this project knows about an input video and TensorPix does not."""
 
     class Meta:
@@ -102,7 +112,7 @@ class PreviewVideosField(serializers.JSONField):
     """TensorPix's ``PreviewVideosSerialiazer`` (sic): two presigned clips, stored as one object."""
 
 
-class RestoredVideoLocalSerializer(serializers.ModelSerializer[RestoredVideo]):
+class RestoredVideoLocalSerializer(LocalSerializer):
     job = serializers.SerializerMethodField(help_text="Local id of the job this is the output of.")
 
     class Meta:
@@ -137,7 +147,7 @@ class JobEventSerializer(serializers.ModelSerializer[JobEvent]):
         read_only_fields = fields
 
 
-class JobLocalSerializer(serializers.ModelSerializer[Job]):
+class JobLocalSerializer(LocalSerializer):
     """A job's local state: who asked for it, its submission, sync errors, archived output."""
 
     created_at = serializers.DateTimeField(source="local_created_at", read_only=True)
@@ -163,12 +173,6 @@ class JobLocalSerializer(serializers.ModelSerializer[Job]):
             "archived_at",
         )
         read_only_fields = fields
-
-    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
-        fields = super().get_fields()
-        if tensorpix_settings.API_EXPOSE_REMOTE_DATA:
-            fields["remote_data"] = serializers.JSONField(read_only=True)
-        return fields
 
 
 class JobDetailLocalSerializer(JobLocalSerializer):
