@@ -190,3 +190,10 @@ def test_a_range_with_an_offset_postgresql_refuses_is_compared_in_utc(
     query = "started_after=2025-07-01T15:00:00-18:54"
 
     assert ids(api.get(f"/api/tensorpix/jobs/?{query}")) == {2, 3}  # after 07-02 09:54Z
+
+
+def test_id_filters_take_whole_numbers_only(api: APIClient, mixed_jobs: None) -> None:
+    assert ids(api.get("/api/tensorpix/jobs/?tensorpix_id=2")) == {2}
+    assert api.get("/api/tensorpix/jobs/?tensorpix_id=2.5").status_code == 400
+    assert api.get("/api/tensorpix/jobs/?ml_model=9.5").status_code == 400
+    assert api.get("/api/tensorpix/videos/?tensorpix_id=31.2").status_code == 400

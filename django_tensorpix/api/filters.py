@@ -7,9 +7,11 @@ Ranges use django-filter's ``_after`` / ``_before`` pairs (ISO 8601): ``?started
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import django_filters
+from django import forms
+from django.db import models
 from django.db.models import QuerySet
 
 from django_tensorpix.enums import JobStatus, SubmissionState, Task
@@ -32,12 +34,28 @@ def in_utc(moment: datetime.datetime | None) -> datetime.datetime | None:
     return moment.astimezone(datetime.UTC) if moment is not None else None
 
 
-class JobFilter(django_filters.FilterSet):
+class IntegerFilter(django_filters.NumberFilter):
+    """A whole number: ``1.5`` is refused, not rounded to the id 1."""
+
+    field_class = forms.IntegerField
+
+
+class MirrorFilterSet(django_filters.FilterSet):
+    """Integer columns (``tensorpix_id``...) filter by whole numbers."""
+
+    class Meta:
+        filter_overrides: ClassVar[dict[Any, Any]] = {
+            models.BigIntegerField: {"filter_class": IntegerFilter},
+            models.IntegerField: {"filter_class": IntegerFilter},
+        }
+
+
+class JobFilter(MirrorFilterSet):
     status = django_filters.TypedMultipleChoiceFilter(
         choices=JobStatus.choices, coerce=int, help_text="TensorPix status; repeat for several."
     )
     submission_state = django_filters.MultipleChoiceFilter(choices=SubmissionState.choices)
-    ml_model = django_filters.NumberFilter(
+    ml_model = IntegerFilter(
         field_name="ml_models__tensorpix_id",
         distinct=True,
         help_text="Jobs using this AI filter (its TensorPix id).",
@@ -45,14 +63,14 @@ class JobFilter(django_filters.FilterSet):
     preview = django_filters.BooleanFilter()
     started = InstantRangeFilter()
     finished = InstantRangeFilter()
-    tensorpix_id = django_filters.NumberFilter()
+    tensorpix_id = IntegerFilter()
 
-    class Meta:
+    class Meta(MirrorFilterSet.Meta):
         model = Job
         fields = ("status", "submission_state", "ml_model", "preview", "tensorpix_id")
 
 
-class VideoFilter(django_filters.FilterSet):
+class VideoFilter(MirrorFilterSet):
     created_at = InstantRangeFilter()
     uploaded = django_filters.BooleanFilter(
         field_name="tensorpix_id",
@@ -61,12 +79,12 @@ class VideoFilter(django_filters.FilterSet):
         help_text="Known to TensorPix (true) or not yet (false).",
     )
 
-    class Meta:
+    class Meta(MirrorFilterSet.Meta):
         model = Video
         fields = ("tensorpix_id",)
 
 
-class RestoredVideoFilter(django_filters.FilterSet):
+class RestoredVideoFilter(MirrorFilterSet):
     created_at = InstantRangeFilter()
     deleted = django_filters.BooleanFilter(
         field_name="deleted",
@@ -75,14 +93,14 @@ class RestoredVideoFilter(django_filters.FilterSet):
         help_text="Deleted at TensorPix (true) or still there (false).",
     )
 
-    class Meta:
+    class Meta(MirrorFilterSet.Meta):
         model = RestoredVideo
         fields = ("tensorpix_id",)
 
 
-class MLModelFilter(django_filters.FilterSet):
+class MLModelFilter(MirrorFilterSet):
     task = django_filters.TypedMultipleChoiceFilter(choices=Task.choices, coerce=int)
 
-    class Meta:
+    class Meta(MirrorFilterSet.Meta):
         model = MLModel
         fields = ("task", "tensorpix_id")
