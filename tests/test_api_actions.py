@@ -3,7 +3,6 @@ cancel, refresh, download, archive; TensorPix failures become 502/503, never 500
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import pytest
@@ -16,11 +15,8 @@ from django_tensorpix.models import Job
 from django_tensorpix.sync import sync_job, sync_ml_models
 from django_tensorpix.tasks import archive_job_output
 from django_tensorpix.testing import TensorPixEmulator
+from tests.strategies import job_payload
 
-# Polling (issue 9) is built in parallel; until it is merged refresh has nothing to call.
-needs_polling = pytest.mark.skipif(
-    importlib.util.find_spec("django_tensorpix.polling") is None, reason="polling not merged"
-)
 pytestmark = pytest.mark.django_db
 URL = "https://media.example.com/clip_720p.mp4"
 
@@ -164,7 +160,6 @@ def test_cancel_while_the_create_request_may_be_in_flight_is_a_conflict(
 # -- refresh --------------------------------------------------------------------------------
 
 
-@needs_polling
 def test_refresh_reads_the_job_from_tensorpix_now(
     api: APIClient, alice: Any, tensorpix_account: TensorPixEmulator
 ) -> None:
@@ -179,14 +174,12 @@ def test_refresh_reads_the_job_from_tensorpix_now(
     assert response.json()["output_video"]["tensorpix_id"] is not None
 
 
-@needs_polling
 def test_refresh_of_a_job_not_submitted_is_a_conflict(api: APIClient, alice: Any) -> None:
     job = Job.objects.create(user=alice, video_url=URL)
 
     assert api.post(f"/api/tensorpix/jobs/{job.pk}/refresh/").status_code == 409
 
 
-@needs_polling
 def test_tensorpix_not_answering_is_a_503_not_a_500(
     api: APIClient, alice: Any, tensorpix_account: TensorPixEmulator
 ) -> None:
@@ -253,3 +246,15 @@ def test_archive_of_an_unfinished_job_is_a_conflict(
     job = remote_job(tensorpix_account, alice)
 
     assert api.post(f"/api/tensorpix/jobs/{job.pk}/archive/").status_code == 409
+
+
+def test_refresh_of_a_job_tensorpix_no_longer_has_is_a_conflict(
+    api: APIClient, alice: Any, tensorpix_account: TensorPixEmulator
+) -> None:
+    job = sync_job(job_payload(id=987654))  # never existed at the emulator
+    Job.objects.filter(pk=job.pk).update(user=alice)
+
+    response = api.post(f"/api/tensorpix/jobs/{job.pk}/refresh/")
+
+    assert response.status_code == 409
+    assert "404" in response.json()["detail"]

@@ -30,7 +30,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
 
-from django_tensorpix import exceptions, services, tasks
+from django_tensorpix import exceptions, polling, services, tasks
 from django_tensorpix.api import filters
 from django_tensorpix.api._schema import (
     OpenApiParameter,
@@ -53,7 +53,8 @@ from django_tensorpix.models import Job, JobEvent, MLModel, RestoredVideo, Video
 
 
 class UpstreamError(APIException):
-    """TensorPix refused or failed; the message says what, never the API key."""
+    """TensorPix refused (a wrong key, a refusal we cannot explain) or failed; the message
+    says what, never the API key."""
 
     status_code = status.HTTP_502_BAD_GATEWAY
     default_detail = "TensorPix could not do this."
@@ -86,6 +87,10 @@ def tensorpix_errors() -> Iterator[None]:
         raise unavailable from error
     except exceptions.TransientError as error:
         raise UpstreamUnavailable(str(error)) from error
+    except (exceptions.NotFound, exceptions.Conflict) as error:
+        # The job's state at TensorPix forbids it (gone, already canceled...): the caller's
+        # request conflicts with the job, nothing is broken.
+        raise Conflict(str(error)) from error
     except exceptions.TensorPixError as error:
         raise UpstreamError(str(error)) from error
 
@@ -123,7 +128,9 @@ LIST_ERRORS: dict[int, Any] = {
 }
 ACTION_ERRORS: dict[int, Any] = {
     **OBJECT_ERRORS,
-    409: OpenApiResponse(DETAIL, description="Not possible in the job's current state."),
+    409: OpenApiResponse(
+        DETAIL, description="Not possible in the job's current state (here or at TensorPix)."
+    ),
     502: OpenApiResponse(DETAIL, description="TensorPix refused or failed."),
     503: OpenApiResponse(DETAIL, description="TensorPix did not answer; try again later."),
 }
@@ -266,7 +273,6 @@ class JobViewSet(
     def refresh(self, request: Request, pk: str | None = None) -> Response:
         """Read the job from TensorPix now (instead of waiting for the next poll)."""
         job = self.get_object()
-        import django_tensorpix.polling as polling
 
         if job.tensorpix_id is None:
             raise Conflict("The job is not known to TensorPix yet.")
