@@ -588,3 +588,23 @@ def test_delete_remote_output_without_archiving_first(emulator):
     assert job.output_video is not None
     assert RestoredVideo.objects.get(pk=job.output_video.pk).deleted is not None
     assert len([r for r in emulator.requests if r.method == "DELETE"]) == 2
+
+
+def test_a_refused_upload_ends_rejected_with_tensorpix_words(emulator):
+    job = services.enhance_file(ContentFile(b"hello", name="notes.txt"), [UPSCALE_2X])
+    job = services.submit_job(job)
+    assert job.submission_state == SubmissionState.REJECTED
+    assert "Upload a valid video file" in job.last_submission_error
+    assert posts(emulator, "POST /api/jobs/") == 0
+
+
+def test_an_upload_that_never_arrived_is_sent_again(emulator):
+    emulator.inject("POST /api/videos/", "reset")
+    job = services.enhance_file(ContentFile(b"x" * 500, name="a.mp4"), [UPSCALE_2X])
+    assert services.submit_job(job).submission_state == SubmissionState.UPLOADING
+    assert len(emulator.state.videos) == 0
+    emulator.advance(5)
+    services.submit_job(job)  # nothing found at TensorPix: uploaded again
+    emulator.advance(5)
+    assert services.submit_job(job).submission_state == SubmissionState.SUBMITTED
+    assert len(emulator.state.videos) == 1
