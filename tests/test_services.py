@@ -608,3 +608,27 @@ def test_an_upload_that_never_arrived_is_sent_again(emulator):
     emulator.advance(5)
     assert services.submit_job(job).submission_state == SubmissionState.SUBMITTED
     assert len(emulator.state.videos) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_broker_down_the_row_is_kept_and_the_sweep_submits_it(emulator, settings, caplog):
+    from celery import Celery, _state
+
+    settings.TENSORPIX = {**settings.TENSORPIX, "SUBMIT_GRACE_PERIOD": 0}
+    down = Celery("broker-down", broker="redis://127.0.0.1:1/0")
+    down.conf.broker_connection_retry = False
+    down.conf.broker_connection_max_retries = 0
+    down.conf.task_publish_retry = False
+    down.conf.broker_transport_options = {"max_retries": 0}
+    previous = _state.get_current_app()
+    down.set_current()
+    try:
+        job = services.enhance_from_url(URL, [UPSCALE_2X])
+    finally:
+        previous.set_current()
+    assert "submit_pending_jobs will" in caplog.text
+    job.refresh_from_db()
+    assert job.submission_state == SubmissionState.PENDING
+    assert services.submit_pending_jobs() == 1
+    job.refresh_from_db()
+    assert job.submission_state == SubmissionState.SUBMITTED
