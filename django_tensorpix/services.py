@@ -568,6 +568,9 @@ def _input_ready(job: Job, client: TensorPixClient) -> bool:
             return False
     try:
         payload = client.get_video(video.tensorpix_id)  # type: ignore[arg-type]
+    except NotFound:
+        _reject(job, f"The uploaded input video ({video.tensorpix_id}) is gone at TensorPix.")
+        return False
     except TransientError as error:
         _note_error(job, str(error))
         return False
@@ -594,6 +597,10 @@ def _upload(job: Job, video: Video, client: TensorPixClient) -> bool:
     try:
         with upload_storage().open(video.local_file.name, "rb") as fileobj:
             payload = client.upload_video(fileobj, video.name)
+    except FileNotFoundError:
+        Video.objects.filter(pk=video.pk).update(upload_attempted_at=None)
+        _reject(job, f"The local copy of the input video ({video.local_file.name}) is gone.")
+        return False
     except (OutcomeUnknown, MalformedResponse) as error:
         _note_error(job, f"{error} The upload is looked for before being sent again.")
         return False

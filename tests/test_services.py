@@ -632,3 +632,23 @@ def test_with_the_broker_down_the_row_is_kept_and_the_sweep_submits_it(emulator,
     assert services.submit_pending_jobs() == 1
     job.refresh_from_db()
     assert job.submission_state == SubmissionState.SUBMITTED
+
+
+def test_a_vanished_input_ends_rejected_not_retried_forever(emulator, tmp_path):
+    job = services.enhance_file(ContentFile(b"x" * 500, name="a.mp4"), [UPSCALE_2X])
+    assert job.input_video is not None
+    RecordingStorage(location=str(tmp_path / "storage")).delete(
+        str(job.input_video.local_file.name)
+    )
+    job = services.submit_job(job)
+    assert job.submission_state == SubmissionState.REJECTED
+    assert "is gone" in job.last_submission_error
+
+    other = services.enhance_file(ContentFile(b"y" * 500, name="b.mp4"), [UPSCALE_2X])
+    assert services.submit_job(other).submission_state == SubmissionState.UPLOADING
+    assert other.input_video is not None
+    other.input_video.refresh_from_db()
+    assert other.input_video.tensorpix_id is not None
+    emulator.state.delete_video(other.input_video.tensorpix_id)
+    assert services.submit_job(other).submission_state == SubmissionState.REJECTED
+    assert posts(emulator, "POST /api/jobs/") == 0
