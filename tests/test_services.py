@@ -652,3 +652,21 @@ def test_a_vanished_input_ends_rejected_not_retried_forever(emulator, tmp_path):
     emulator.state.delete_video(other.input_video.tensorpix_id)
     assert services.submit_job(other).submission_state == SubmissionState.REJECTED
     assert posts(emulator, "POST /api/jobs/") == 0
+
+
+def test_a_job_the_full_sync_imported_meanwhile_is_merged_into_its_local_row(emulator):
+    from django_tensorpix.client import TensorPixClient
+    from django_tensorpix.sync import sync_jobs
+
+    emulator.inject(CREATE_FROM_URL, "lost_response")
+    job = submitted_url_job(emulator)
+    with TensorPixClient.for_account() as client:
+        for page in client.iter_job_pages():
+            sync_jobs(page)
+    (imported,) = Job.objects.exclude(pk=job.pk)
+    assert imported.submission_attempts == 0
+    job = services.submit_job(job)
+    assert job.submission_state == SubmissionState.SUBMITTED
+    assert job.tensorpix_id == imported.tensorpix_id
+    assert list(Job.objects.values_list("pk", flat=True)) == [job.pk]
+    assert posts(emulator) == 1
