@@ -74,7 +74,8 @@ DEFAULTS: dict[str, Any] = {
     "CREDITS_MIN_BALANCE": None,
     # "refuse": the job ends rejected with a clear message; "warn": it is submitted anyway.
     "CREDITS_LOW_ACTION": "refuse",
-    # Copy each finished output into ARCHIVE_STORAGE (a Celery task on job_finished).
+    # Copy each finished output into ARCHIVE_STORAGE (a Celery task on job_finished;
+    # jobs imported already finished are not archived automatically).
     "ARCHIVE_OUTPUTS": False,
     # After archiving, delete the output at TensorPix to free its storage quota.
     "DELETE_REMOTE_AFTER_ARCHIVE": False,

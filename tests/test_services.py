@@ -670,3 +670,25 @@ def test_a_job_the_full_sync_imported_meanwhile_is_merged_into_its_local_row(emu
     assert job.tensorpix_id == imported.tensorpix_id
     assert list(Job.objects.values_list("pk", flat=True)) == [job.pk]
     assert posts(emulator) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_archive_on_finish_skips_imported_history(emulator, settings, monkeypatch):
+    from django_tensorpix import tasks
+    from django_tensorpix.client import TensorPixClient
+    from django_tensorpix.sync import sync_jobs
+
+    settings.TENSORPIX = {**settings.TENSORPIX, "ARCHIVE_OUTPUTS": True}
+    sent: list[int] = []
+    monkeypatch.setattr(tasks.archive_job_output, "delay", sent.append)
+    emulator.seed_jobs(3, status=2)
+    with TensorPixClient.for_account() as client:
+        for page in client.iter_job_pages():
+            sync_jobs(page)
+    assert Job.objects.finished().count() == 3
+    assert sent == []
+
+    monkeypatch.setattr(services, "enqueue_submission", lambda job_pk: None)
+    job = submitted_url_job(emulator)
+    finish(emulator, job)
+    assert sent == [job.pk]
