@@ -692,3 +692,13 @@ def test_archive_on_finish_skips_imported_history(emulator, settings, monkeypatc
     job = submitted_url_job(emulator)
     finish(emulator, job)
     assert sent == [job.pk]
+
+
+def test_the_ready_made_beat_schedule_runs_the_submission_sweep():
+    from django_tensorpix.schedules import beat_schedule
+
+    entry = beat_schedule()["tensorpix-submit-pending-jobs"]
+    assert entry["task"] == "django_tensorpix.submit_pending_jobs"
+    assert entry["schedule"] == entry["options"]["expires"] == 30.0
+    assert "tensorpix-submit-pending-jobs" not in beat_schedule(submit_interval=None)
+    assert beat_schedule(queue="q")["tensorpix-submit-pending-jobs"]["options"]["queue"] == "q"
