@@ -16,7 +16,8 @@ BROKER_URL = os.environ.get("TENSORPIX_TEST_BROKER", "redis://127.0.0.1:6379/10"
 QUEUE = os.environ.get("TENSORPIX_TEST_QUEUE", "tensorpix-tests")
 SWEEP_SECONDS = float(os.environ.get("TENSORPIX_TEST_SWEEP", "1"))
 
-app = Celery("django_tensorpix_tests")
+# Not made the current app on import: the test that uses it makes it current, then restores.
+app = Celery("django_tensorpix_tests", set_as_current=False)
 app.conf.update(
     broker_url=BROKER_URL,
     task_default_queue=QUEUE,

@@ -615,17 +615,18 @@ def test_with_the_broker_down_the_row_is_kept_and_the_sweep_submits_it(emulator,
     from celery import Celery, _state
 
     settings.TENSORPIX = {**settings.TENSORPIX, "SUBMIT_GRACE_PERIOD": 0}
-    down = Celery("broker-down", broker="redis://127.0.0.1:1/0")
+    previous = _state.get_current_app()
+    down = Celery("broker-down", broker="redis://127.0.0.1:1/0", set_as_current=False)
     down.conf.broker_connection_retry = False
     down.conf.broker_connection_max_retries = 0
     down.conf.task_publish_retry = False
     down.conf.broker_transport_options = {"max_retries": 0}
-    previous = _state.get_current_app()
     down.set_current()
     try:
         job = services.enhance_from_url(URL, [UPSCALE_2X])
     finally:
         previous.set_current()
+    assert _state.get_current_app() is previous
     assert "submit_pending_jobs will" in caplog.text
     job.refresh_from_db()
     assert job.submission_state == SubmissionState.PENDING

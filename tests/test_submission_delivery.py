@@ -95,15 +95,16 @@ def worker(tensorpix_account: TensorPixEmulator, settings: Any, tmp_path: Path) 
     # The command is built above from constants and this interpreter: nothing untrusted.
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
     process.log_path = tmp_path / "worker.log"  # type: ignore[attr-defined]
+    previous = _state.get_current_app()
     from tests import celery_app
 
     celery_app.app.conf.task_default_queue = queue
-    previous = _state.get_current_app()
     celery_app.app.set_current()
     try:
         yield process
     finally:
         previous.set_current()
+        assert _state.get_current_app() is previous
         process.terminate()
         try:
             process.wait(timeout=20)
