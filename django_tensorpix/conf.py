@@ -51,6 +51,11 @@ DEFAULTS: dict[str, Any] = {
     # upload_to pattern (strftime) of archived files inside it.
     "ARCHIVE_STORAGE": "default",
     "ARCHIVE_UPLOAD_TO": "tensorpix/%Y/%m/",
+    # -- sync speed (issue 15) --
+    # On PostgreSQL, write synced rows with statements of django_tensorpix.sync.postgres
+    # (each page's rows as one JSON parameter) instead of Django's bulk_create. Same rows,
+    # same signals; False uses bulk_create on every database.
+    "SYNC_FAST_PATH": True,
 }
 
 # Keys whose value must be a positive number, checked by tensorpix.E004.

@@ -32,7 +32,7 @@ from tests.strategies import (
     video_payload,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sync_path")]
 on_postgresql = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="query counts are asserted on PostgreSQL"
 )

@@ -25,6 +25,7 @@ from django_tensorpix.sync.rows import (
     BOOKKEEPING_FIELDS,
     RowChange,
     apply_payload,
+    insert_rows,
     last_per_id,
     mark_seen,
     read_existing,
@@ -224,8 +225,8 @@ def _link_ml_models(
         for job_pk, model_pks in wanted.items()
         for model_pk in model_pks - current[job_pk]
     ]
-    if new_links:
-        links.bulk_create(new_links)
+    # A concurrent sync of the same job may have linked it already.
+    insert_rows(through, new_links, using=using, ignore_conflicts=True)
     for change in changes.values():
         pk = change.instance.pk
         if pk in wanted and not change.created and current[pk] != wanted[pk]:
@@ -255,8 +256,7 @@ def _record_transitions(
             )
         )
         _send_on_commit(change, transition, using=using)
-    if events:
-        JobEvent.objects.using(using).bulk_create(events)
+    insert_rows(JobEvent, events, using=using)
 
 
 def _status_text(status: int | None) -> str:

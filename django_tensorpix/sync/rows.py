@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import models
+from django.db import connections, models
 from django.db.models.signals import post_save
 
+from django_tensorpix.conf import tensorpix_settings
 from django_tensorpix.sync.payloads import ObjectSpec, Parsed, same_json
 
 # Columns the sync owns besides TensorPix's fields. Local columns (a job's polling and
@@ -63,6 +64,10 @@ def read_existing(
 ) -> dict[int, Any]:
     if not ids:
         return {}
+    if _fast_path(using):
+        from django_tensorpix.sync import postgres  # here: it imports this module
+
+        return postgres.read_existing(model, account, ids, using=using, lock=lock)
     queryset = model._default_manager.using(using).filter(account=account, tensorpix_id__in=ids)
     if lock:
         # Ordered, so two syncs of overlapping pages lock in the same order (no deadlock).
@@ -120,8 +125,14 @@ def save_rows(
     """Upsert the rows that differ; only move ``synced_at`` of the identical and stale ones.
 
     Two statements at most (three when a page mixes new and known rows), whatever the
-    page's size.
+    page's size. On PostgreSQL, :mod:`~django_tensorpix.sync.postgres` writes the same
+    rows with statements of its own (``TENSORPIX["SYNC_FAST_PATH"]``).
     """
+    if _fast_path(using):
+        from django_tensorpix.sync import postgres  # here: it imports this module
+
+        postgres.save_rows(model, changes, update_fields, now=now, using=using)
+        return
     changes = list(changes)
     written = [c.instance for c in changes if not (c.identical or c.stale)]
     touched = [c.instance.pk for c in changes if c.identical or c.stale]
@@ -137,6 +148,28 @@ def save_rows(
         manager.filter(pk__in=touched).update(
             synced_at=now, missing_remote=False, missing_since=None
         )
+
+
+def insert_rows(
+    model: type[models.Model],
+    instances: list[Any],
+    *,
+    using: str,
+    ignore_conflicts: bool = False,
+) -> None:
+    """``bulk_create`` for rows the sync never reads back (links, events), fast on PostgreSQL."""
+    if not instances:
+        return
+    if _fast_path(using):
+        from django_tensorpix.sync import postgres  # here: it imports this module
+
+        postgres.insert_rows(model, instances, using=using, ignore_conflicts=ignore_conflicts)
+        return
+    model._default_manager.using(using).bulk_create(instances, ignore_conflicts=ignore_conflicts)
+
+
+def _fast_path(using: str) -> bool:
+    return bool(tensorpix_settings.SYNC_FAST_PATH) and connections[using].vendor == "postgresql"
 
 
 def upsert_page(
