@@ -166,8 +166,27 @@ class Field:
         except Invalid as error:
             raise error.inside(self.name) from None
 
-    def comparable(self, value: Any) -> Any:
-        return url_paths(value) if self.url else value
+    def same(self, stored: Any, received: Any) -> bool:
+        """Whether two values of this field are the same, presigned URLs by path only."""
+        if self.url:
+            if _same_before_query(stored, received):
+                return True
+            return same_json(url_paths(stored), url_paths(received))
+        return same_json(stored, received)
+
+
+def _same_before_query(stored: Any, received: Any) -> bool:
+    """Equal up to the first ``?``: then ``url_paths`` is equal too (a cheap first look).
+
+    Everything ``urlsplit`` keeps (scheme, host, path) comes before the first ``?``.
+    """
+    if isinstance(stored, str) and isinstance(received, str):
+        return stored.partition("?")[0] == received.partition("?")[0]
+    if isinstance(stored, dict) and isinstance(received, dict):
+        return stored.keys() == received.keys() and all(
+            _same_before_query(stored[key], received[key]) for key in stored
+        )
+    return False
 
 
 @dataclass
@@ -236,10 +255,7 @@ class ObjectSpec:
         changed = {
             f.name
             for f in self.fields
-            if not f.nested
-            and not same_json(
-                f.comparable(getattr(instance, f.name)), f.comparable(parsed.values[f.name])
-            )
+            if not f.nested and not f.same(getattr(instance, f.name), parsed.values[f.name])
         }
         if not same_json(self.extras(instance.remote_data or {}), self.extras(parsed.raw)):
             changed.add("remote_data")
@@ -249,34 +265,36 @@ class ObjectSpec:
         return [f.name for f in self.fields if not f.nested]
 
 
-def same_json(stored: Any, received: Any) -> bool:
-    """Equality of JSON values as PostgreSQL's ``jsonb`` keeps them.
+def same_payload(stored: Any, received: Any) -> bool:
+    """:func:`same_json` for whole payloads, compared first as canonical JSON text.
 
-    ``jsonb`` stores numbers as ``numeric`` and prints them without an exponent, so a float
-    such as ``1e308`` comes back as the integer ``10**308``: the same JSON number.
-    Objects and arrays are first compared as canonical JSON text (one C-speed encoding
-    each): equal text means equal values, and only a difference needs the walk.
+    One C-speed encoding of each side settles the usual case (nothing moved); only a
+    difference in the text needs the walk, which also knows ``jsonb``'s numbers.
     """
-    if isinstance(stored, dict | list) and isinstance(received, dict | list):
-        try:
-            if _canonical(stored) == _canonical(received):
-                return True
-        except (TypeError, ValueError):
-            pass
-    return _same_json(stored, received)
+    try:
+        if _canonical(stored) == _canonical(received):
+            return True
+    except (TypeError, ValueError):
+        pass
+    return same_json(stored, received)
 
 
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False)
 
 
-def _same_json(stored: Any, received: Any) -> bool:
+def same_json(stored: Any, received: Any) -> bool:
+    """Equality of JSON values as PostgreSQL's ``jsonb`` keeps them.
+
+    ``jsonb`` stores numbers as ``numeric`` and prints them without an exponent, so a float
+    such as ``1e308`` comes back as the integer ``10**308``: the same JSON number.
+    """
     if isinstance(stored, dict) and isinstance(received, dict):
         return stored.keys() == received.keys() and all(
-            _same_json(stored[key], received[key]) for key in stored
+            same_json(stored[key], received[key]) for key in stored
         )
     if isinstance(stored, list) and isinstance(received, list):
-        return len(stored) == len(received) and all(map(_same_json, stored, received))
+        return len(stored) == len(received) and all(map(same_json, stored, received))
     if _is_number(stored) and _is_number(received):
         try:
             return float(stored) == float(received) and (

@@ -14,7 +14,7 @@ relies on it to find the rows TensorPix no longer returns.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,7 +23,7 @@ from django.db import connections, models
 from django.db.models.signals import post_save
 
 from django_tensorpix.conf import tensorpix_settings
-from django_tensorpix.sync.payloads import ObjectSpec, Parsed, same_json
+from django_tensorpix.sync.payloads import ObjectSpec, Parsed, same_payload
 
 # Columns the sync owns besides TensorPix's fields. Local columns (a job's polling and
 # submission fields, its user...) are never in the ON CONFLICT update, so a concurrent
@@ -93,11 +93,17 @@ def apply_payload(
     stored = parsed.raw if remote_data is None else remote_data
     columns = {name: parsed.values[name] for name in spec.column_names()}
     if existing is None:
-        instance = model(
-            account=account, tensorpix_id=parsed.tensorpix_id, **columns, **(defaults or {})
+        instance = new_row(
+            model,
+            {
+                "account": account,
+                "tensorpix_id": parsed.tensorpix_id,
+                **columns,
+                **(defaults or {}),
+            },
         )
         change = RowChange(instance, created=True, changed=set())
-    elif same_json(existing.remote_data, stored) and not existing.missing_remote:
+    elif same_payload(existing.remote_data, stored) and not existing.missing_remote:
         change = RowChange(existing, created=False, changed=set(), identical=True)
     else:
         change = RowChange(existing, created=False, changed=spec.changed_fields(existing, parsed))
@@ -106,6 +112,23 @@ def apply_payload(
     mark_seen(change.instance, now)
     change.instance.remote_data = stored
     return change
+
+
+def new_row(model: type[models.Model], values: dict[str, Any]) -> Any:
+    """``model(**values)``, built positionally as querysets build rows: twice as fast.
+
+    ``values`` are keyed by attribute name; every other column gets its default, as
+    ``model(**values)`` would give it.
+    """
+    defaults = _DEFAULTS.get(model)
+    if defaults is None:
+        defaults = _DEFAULTS[model] = [
+            (f.attname, f.get_default) for f in model._meta.concrete_fields
+        ]
+    return model(*[values[name] if name in values else get() for name, get in defaults])
+
+
+_DEFAULTS: dict[type[models.Model], list[tuple[str, Callable[[], Any]]]] = {}
 
 
 def mark_seen(instance: Any, now: datetime) -> None:
