@@ -73,6 +73,7 @@ def main() -> None:
         default=1_000,
         help="jobs for the naive loop, scaled to --jobs (0: skip the naive loop)",
     )
+    parser.add_argument("--rounds", type=int, default=1, help="runs of every writer, the best kept")
     parser.add_argument("--stream", type=int, default=0, help="jobs for the memory run (0: skip)")
     parser.add_argument("--checkpoints", default="10000,50000,100000")
     options = parser.parse_args()
@@ -82,7 +83,7 @@ def main() -> None:
     old_name = connection.creation.create_test_db(verbosity=0, keepdb=False)
     try:
         if options.jobs:
-            compare_writers(options.jobs, options.naive_jobs)
+            compare_writers(options.jobs, options.naive_jobs, options.rounds)
         if options.stream:
             measure_memory(options.stream, [int(n) for n in options.checkpoints.split(",")])
     finally:
@@ -126,7 +127,7 @@ def job_pages(base_url: str) -> Iterator[list[Payload]]:
 # -- 1. speed ------------------------------------------------------------------------
 
 
-def compare_writers(n: int, naive_n: int) -> None:
+def compare_writers(n: int, naive_n: int, rounds: int) -> None:
     with emulator_process(n) as base_url:
         print(
             f"{n:,} jobs from the emulator at {base_url}, pages of {PAGE_SIZE}, through the client"
@@ -139,11 +140,15 @@ def compare_writers(n: int, naive_n: int) -> None:
             "tensorpix_sync jobs": lambda: tensorpix_sync(base_url),
         }
         timings: dict[str, tuple[float, float]] = {}
-        for name, write in writers.items():
-            empty_tables()
-            timings[name] = (timed(write), timed(write))
-            if name != "fetch only":
-                check_rows(n)
+        # Rounds interleave the writers; the best of each is kept (the machine is shared).
+        for _ in range(rounds):
+            for name, write in writers.items():
+                empty_tables()
+                first, again = timed(write), timed(write)
+                if name != "fetch only":
+                    check_rows(n)
+                best = timings.get(name, (first, again))
+                timings[name] = (min(first, best[0]), min(again, best[1]))
         ours = timings["tensorpix_sync jobs"]
         # The faster hand-written variant, pass by pass, is the reference.
         baseline = tuple(
