@@ -149,6 +149,7 @@ def compare_writers(n: int, naive_n: int, rounds: int) -> None:
                     check_rows(n)
                 best = timings.get(name, (first, again))
                 timings[name] = (min(first, best[0]), min(again, best[1]))
+        print(f"per-page read of jobs after tensorpix_sync's import: {read_plan()}")
         ours = timings["tensorpix_sync jobs"]
         # The faster hand-written variant, pass by pass, is the reference.
         baseline = tuple(
@@ -177,6 +178,18 @@ def compare_writers(n: int, naive_n: int, rounds: int) -> None:
             print(line)
         print(f"tensorpix_sync: {n / ours[0]:,.0f} jobs/s first import, {n / ours[1]:,.0f} re-sync")
         count_queries(base_url)
+
+
+def read_plan() -> str:
+    """How PostgreSQL reads a page's existing jobs now (an index scan, not the account)."""
+    ids = list(Job.objects.order_by("?").values_list("tensorpix_id", flat=True)[:PAGE_SIZE])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN SELECT * FROM django_tensorpix_job"
+            " WHERE account = %s AND tensorpix_id = ANY(%s::bigint[])",
+            ["default", ids],
+        )
+        return str(cursor.fetchone()[0])
 
 
 def timed(write: Callable[[], None]) -> float:

@@ -266,11 +266,15 @@ class ObjectSpec:
 
 
 def same_payload(stored: Any, received: Any) -> bool:
-    """:func:`same_json` for whole payloads, compared first as canonical JSON text.
+    """:func:`same_json` for whole payloads, settled at C speed in the usual cases.
 
-    One C-speed encoding of each side settles the usual case (nothing moved); only a
-    difference in the text needs the walk, which also knows ``jsonb``'s numbers.
+    Python's ``==`` differs from JSON equality only where it calls ``True`` equal to ``1``
+    and where ``jsonb`` rewrote a float as an integer; so when ``==`` says equal, the
+    canonical JSON text (which writes ``true``, not ``1``) confirms it, and otherwise the
+    walk, which stops at the first real difference (usually a re-signed URL), decides.
     """
+    if stored != received:
+        return same_json(stored, received)
     try:
         if _canonical(stored) == _canonical(received):
             return True
