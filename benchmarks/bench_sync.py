@@ -102,6 +102,7 @@ def emulator_process(jobs: int) -> Iterator[str]:
     command = [sys.executable, "-m", "django_tensorpix.testing", "--port", "0"]
     command += ["--api-key", API_KEY, "--seed-jobs", str(jobs)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603 (our own)
+    CPU_PIDS.add(process.pid)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -110,6 +111,7 @@ def emulator_process(jobs: int) -> Iterator[str]:
             raise RuntimeError(f"the emulator did not start: {line!r}")
         yield match.group(1)
     finally:
+        CPU_PIDS.discard(process.pid)
         process.terminate()
         process.wait(timeout=30)
 
@@ -139,45 +141,56 @@ def compare_writers(n: int, naive_n: int, rounds: int) -> None:
             "fetch + SQL, executemany": lambda: hand_written_sql(base_url, multi_row=False),
             "tensorpix_sync jobs": lambda: tensorpix_sync(base_url),
         }
-        timings: dict[str, tuple[float, float]] = {}
+        # (first import, re-sync) x (wall, CPU) seconds per writer.
+        timings: dict[str, list[list[float]]] = {}
         # Rounds interleave the writers; the best of each is kept (the machine is shared).
         for _ in range(rounds):
             for name, write in writers.items():
                 empty_tables()
-                first, again = timed(write), timed(write)
+                passes = [timed(write), timed(write)]
                 if name != "fetch only":
                     check_rows(n)
-                best = timings.get(name, (first, again))
-                timings[name] = (min(first, best[0]), min(again, best[1]))
+                best = timings.setdefault(name, passes)
+                timings[name] = [
+                    list(map(min, zip(a, b, strict=True)))
+                    for a, b in zip(best, passes, strict=True)
+                ]
         print(f"per-page read of jobs after tensorpix_sync's import: {read_plan()}")
-        ours = timings["tensorpix_sync jobs"]
-        # The faster hand-written variant, pass by pass, is the reference.
-        baseline = tuple(
-            min(timings[name][index] for name in timings if name.startswith("fetch + SQL"))
-            for index in (0, 1)
-        )
+        naive_name = ""
         if naive_n:
             with emulator_process(naive_n) as naive_url:
                 empty_tables()
-                naive = (timed(lambda: naive_loop(naive_url)), timed(lambda: naive_loop(naive_url)))
+                naive = [timed(lambda: naive_loop(naive_url)) for _ in range(2)]
                 check_rows(naive_n)
-            name = f"naive (x{n / naive_n:g} of {naive_n:,})"
-            timings[name] = (naive[0] * n / naive_n, naive[1] * n / naive_n)
-        print(f"{'':<28} {'first import':>14} {'re-sync':>12}")
-        for name, (first, again) in timings.items():
-            print(f"{name:<28} {first:>12.2f} s {again:>10.2f} s")
-        print()
-        for label, index in (("first import", 0), ("re-sync", 1)):
-            line = (
-                f"{label:<13}: tensorpix_sync is {ours[index] / baseline[index]:.2f}x "
-                f"fetch + hand-written SQL, the faster (goal <= 1.3x)"
-            )
-            if naive_n:
-                naive_time = timings[name][index]
-                line += f", {naive_time / ours[index]:.1f}x faster than naive (goal >= 15x)"
-            print(line)
-        print(f"tensorpix_sync: {n / ours[0]:,.0f} jobs/s first import, {n / ours[1]:,.0f} re-sync")
+            naive_name = f"naive (x{n / naive_n:g} of {naive_n:,})"
+            timings[naive_name] = [[value * n / naive_n for value in run] for run in naive]
+        report(n, timings, naive_name)
         count_queries(base_url)
+
+
+def report(n: int, timings: dict[str, list[list[float]]], naive_name: str) -> None:
+    print(f"{'':<28} {'first import (wall / CPU)':>27} {'re-sync (wall / CPU)':>24}")
+    for name, ((wall1, cpu1), (wall2, cpu2)) in timings.items():
+        print(f"{name:<28} {wall1:>12.2f} s / {cpu1:>7.2f} s {wall2:>9.2f} s / {cpu2:>7.2f} s")
+    print("(CPU: this process, its PostgreSQL backend and the emulator; steadier under load)\n")
+    ours = timings["tensorpix_sync jobs"]
+    hand = [name for name in timings if name.startswith("fetch + SQL")]
+    for label, index in (("first import", 0), ("re-sync", 1)):
+        for kind, column in (("wall", 0), ("CPU", 1)):
+            # The faster hand-written variant is the reference.
+            baseline = min(timings[name][index][column] for name in hand)
+            line = (
+                f"{label:<13} {kind:<4}: tensorpix_sync is "
+                f"{ours[index][column] / baseline:.2f}x fetch + hand-written SQL (goal <= 1.3x)"
+            )
+            if naive_name:
+                naive = timings[naive_name][index][column]
+                line += f", {naive / ours[index][column]:.1f}x faster than naive (goal >= 15x)"
+            print(line)
+    print(
+        f"tensorpix_sync: {n / ours[0][0]:,.0f} jobs/s first import, "
+        f"{n / ours[1][0]:,.0f} re-sync (wall)"
+    )
 
 
 def read_plan() -> str:
@@ -192,11 +205,31 @@ def read_plan() -> str:
         return str(cursor.fetchone()[0])
 
 
-def timed(write: Callable[[], None]) -> float:
+def timed(write: Callable[[], None]) -> list[float]:
+    """Wall and CPU seconds of ``write``: CPU of this process, its backend and the emulator."""
     gc.collect()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     write()
-    return time.perf_counter() - start
+    return [time.perf_counter() - start, cpu_seconds() - cpu]
+
+
+# Processes whose CPU time counts besides this one's: the emulator, PostgreSQL's backend.
+CPU_PIDS: set[int] = set()
+
+
+def cpu_seconds() -> float:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        CPU_PIDS.add(cursor.fetchone()[0])
+    total = time.process_time()
+    for pid in list(CPU_PIDS):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            CPU_PIDS.discard(pid)
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def empty_tables() -> None:
