@@ -127,11 +127,21 @@ def read_existing(
 def insert_rows(
     model: type[models.Model], instances: list[Any], *, using: str, ignore_conflicts: bool
 ) -> None:
-    """``bulk_create`` for rows nobody reads back (links, events): their keys are not fetched."""
+    """``bulk_create`` for rows without a remote key (links, events), in one statement.
+
+    Like ``bulk_create`` on PostgreSQL, the new primary keys are set on the instances
+    (from ``RETURNING``, in the order of the rows), except with ``ignore_conflicts``.
+    """
     table = Table.of(model, [], using)
-    conflicts = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+    sql = table.insert_sql + (" ON CONFLICT DO NOTHING" if ignore_conflicts else " RETURNING id")
     with connections[using].cursor() as cursor:
-        cursor.execute(table.insert_sql + conflicts, [rows_json(instances, table.insert_columns)])
+        cursor.execute(sql, [rows_json(instances, table.insert_columns)])
+        if ignore_conflicts:
+            return
+        for instance, (pk,) in zip(instances, cursor.fetchall(), strict=True):
+            instance.pk = pk
+            instance._state.adding = False
+            instance._state.db = using
 
 
 Columns = list[tuple[str, str]]
