@@ -14,7 +14,7 @@ relies on it to find the rows TensorPix no longer returns.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -117,18 +117,38 @@ def apply_payload(
 def new_row(model: type[models.Model], values: dict[str, Any]) -> Any:
     """``model(**values)``, built positionally as querysets build rows: twice as fast.
 
-    ``values`` are keyed by attribute name; every other column gets its default, as
-    ``model(**values)`` would give it.
+    ``values`` are keyed by attribute name (an unknown one raises ``KeyError``); every
+    other column gets its default, as ``model(**values)`` would give it.
     """
-    defaults = _DEFAULTS.get(model)
-    if defaults is None:
-        defaults = _DEFAULTS[model] = [
-            (f.attname, f.get_default) for f in model._meta.concrete_fields
+    template = _TEMPLATES.get(model)
+    if template is None:
+        template = _TEMPLATES[model] = _RowTemplate(model)
+    args = template.defaults.copy()
+    for index, make in template.factories:
+        args[index] = make()
+    positions = template.positions
+    for name, value in values.items():
+        args[positions[name]] = value
+    return model(*args)
+
+
+class _RowTemplate:
+    """A model's column defaults, in column order; callable ones are called for each row."""
+
+    def __init__(self, model: type[models.Model]) -> None:
+        fields = model._meta.concrete_fields
+        self.positions = {field.attname: index for index, field in enumerate(fields)}
+        self.factories = [
+            (index, field.get_default)
+            for index, field in enumerate(fields)
+            if field.has_default() and callable(field.default)
         ]
-    return model(*[values[name] if name in values else get() for name, get in defaults])
+        # Any other default is the same value for every row (Django hands out the same
+        # object too): computed once.
+        self.defaults = [field.get_default() for field in fields]
 
 
-_DEFAULTS: dict[type[models.Model], list[tuple[str, Callable[[], Any]]]] = {}
+_TEMPLATES: dict[type[models.Model], _RowTemplate] = {}
 
 
 def mark_seen(instance: Any, now: datetime) -> None:
