@@ -30,6 +30,7 @@ import gc
 import io
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -74,16 +75,24 @@ def main() -> None:
         help="jobs for the naive loop, scaled to --jobs (0: skip the naive loop)",
     )
     parser.add_argument("--rounds", type=int, default=1, help="runs of every writer, the best kept")
+    parser.add_argument(
+        "--executemany",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time the executemany variant of the hand-written SQL",
+    )
     parser.add_argument("--stream", type=int, default=0, help="jobs for the memory run (0: skip)")
     parser.add_argument("--checkpoints", default="10000,50000,100000")
     options = parser.parse_args()
+    # A killed run still stops its emulator and drops its database.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
     if connection.vendor != "postgresql":
         sys.exit("Set DATABASE_URL to a PostgreSQL database: the figures are for PostgreSQL.")
     print(f"load average before: {load_average()}")
     old_name = connection.creation.create_test_db(verbosity=0, keepdb=False)
     try:
         if options.jobs:
-            compare_writers(options.jobs, options.naive_jobs, options.rounds)
+            compare_writers(options.jobs, options.naive_jobs, options.rounds, options.executemany)
         if options.stream:
             measure_memory(options.stream, [int(n) for n in options.checkpoints.split(",")])
     finally:
@@ -129,7 +138,7 @@ def job_pages(base_url: str) -> Iterator[list[Payload]]:
 # -- 1. speed ------------------------------------------------------------------------
 
 
-def compare_writers(n: int, naive_n: int, rounds: int) -> None:
+def compare_writers(n: int, naive_n: int, rounds: int, executemany: bool) -> None:
     with emulator_process(n) as base_url:
         print(
             f"{n:,} jobs from the emulator at {base_url}, pages of {PAGE_SIZE}, through the client"
@@ -141,6 +150,8 @@ def compare_writers(n: int, naive_n: int, rounds: int) -> None:
             "fetch + SQL, executemany": lambda: hand_written_sql(base_url, multi_row=False),
             "tensorpix_sync jobs": lambda: tensorpix_sync(base_url),
         }
+        if not executemany:
+            del writers["fetch + SQL, executemany"]
         # (first import, re-sync) x (wall, CPU) seconds per writer.
         timings: dict[str, list[list[float]]] = {}
         # Rounds interleave the writers; the best of each is kept (the machine is shared).
