@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 import requests
+from django.contrib.auth.models import Permission
 from django.db import connection
+from rest_framework.test import APIClient
 
 from django_tensorpix.sync import postgres
 from django_tensorpix.testing import TensorPixEmulator
@@ -48,3 +50,37 @@ def sync_path(
         pytest.skip("the fast path is PostgreSQL's")
     settings.TENSORPIX = {**getattr(settings, "TENSORPIX", {}), "SYNC_FAST_PATH": fast}
     return str(request.param)
+
+
+# -- REST API (django_tensorpix.api) ---------------------------------------------------
+
+
+@pytest.fixture
+def alice(django_user_model: Any) -> Any:
+    """A user with the add_job and add_video permissions."""
+    user = django_user_model.objects.create_user("alice")
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="django_tensorpix", codename__in=["add_job", "add_video"]
+        )
+    )
+    return user
+
+
+@pytest.fixture
+def bob(django_user_model: Any) -> Any:
+    """A user without any permission."""
+    return django_user_model.objects.create_user("bob")
+
+
+@pytest.fixture
+def staff(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user("staff", is_staff=True)
+
+
+@pytest.fixture
+def api(alice: Any) -> APIClient:
+    """A DRF test client logged in as ``alice``."""
+    client = APIClient()
+    client.force_authenticate(alice)
+    return client
