@@ -115,6 +115,11 @@ DEFAULTS: dict[str, Any] = {
     "ARCHIVE_OUTPUTS": False,
     # After archiving, delete the output at TensorPix to free its storage quota.
     "DELETE_REMOTE_AFTER_ARCHIVE": False,
+    # -- sync speed (issue 15) --
+    # On PostgreSQL, write synced rows with statements of django_tensorpix.sync.postgres
+    # (each page's rows as one JSON parameter) instead of Django's bulk_create. Same rows,
+    # same signals; False uses bulk_create on every database.
+    "SYNC_FAST_PATH": True,
     # --- REST API (django_tensorpix.api) ---
     # Import paths of the DRF permission classes of every API view. The default lets
     # users see and act on their own jobs and videos only, staff on all, and needs the
