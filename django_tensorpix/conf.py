@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -219,6 +220,31 @@ class TensorPixSettings:
     ARCHIVE_UPLOAD_TO: str
     RESPONSE_TIMEOUT: float
     MAX_RESPONSE_BYTES: int
+    POLL_QUEUED_INTERVAL: float
+    POLL_MIN_INTERVAL: float
+    POLL_MAX_INTERVAL: float
+    POLL_JITTER: float
+    POLL_STALL_AFTER: float
+    POLL_STALLED_INTERVAL: float
+    POLL_LEASE: float
+    POLL_BATCH_SIZE: int
+    POLL_ERROR_BACKOFF_MAX: float
+    POLL_RATE_LIMIT_PAUSE: float
+    POLL_AUTH_PAUSE: float
+    UPLOAD_STORAGE: str
+    UPLOAD_UPLOAD_TO: str
+    DELETE_LOCAL_AFTER_UPLOAD: bool
+    SUBMIT_GRACE_PERIOD: float
+    RECONCILE_DELAY: float
+    RECONCILE_MAX_PAGES: int
+    SUBMIT_LEASE: float
+    CREDITS_MIN_BALANCE: Decimal | float | int | None
+    CREDITS_LOW_ACTION: str
+    ARCHIVE_OUTPUTS: bool
+    DELETE_REMOTE_AFTER_ARCHIVE: bool
+    SYNC_FAST_PATH: bool
+    API_PERMISSION_CLASSES: tuple[str, ...] | list[str]
+    API_EXPOSE_REMOTE_DATA: bool
 
     def __init__(self) -> None:
         self._cache: dict[str, Any] = {}
