@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.utils.module_loading import import_string
 
 from django_tensorpix.conf import (
     DEFAULT_ACCOUNT,
@@ -52,6 +53,7 @@ def check_tensorpix_settings(app_configs: Any = None, **kwargs: Any) -> list[Che
     messages += _check_numbers()
     messages += _check_archive_storage()
     messages += _check_polling()
+    messages += _check_api_permissions()
     accounts_setting = tensorpix_settings.ACCOUNTS
     if not isinstance(accounts_setting, dict) or not all(
         isinstance(options, dict) for options in accounts_setting.values()
@@ -309,8 +311,8 @@ def check_submission_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
         messages.append(
             Error(
                 f'TENSORPIX["SUBMIT_LEASE"] ({lease!r}) must be a number of seconds longer '
-                "than CONNECT_TIMEOUT + READ_TIMEOUT: a create request must end while its "
-                "worker holds the source.",
+                "than CONNECT_TIMEOUT + RESPONSE_TIMEOUT: a create request must end while "
+                "its worker holds the source.",
                 hint=f"The default is {DEFAULTS['SUBMIT_LEASE']!r}.",
                 id="tensorpix.E034",
             )
@@ -333,7 +335,7 @@ def check_submission_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
         messages.append(
             Warning(
                 f'TENSORPIX["RECONCILE_DELAY"] ({delay}s) is shorter than CONNECT_TIMEOUT + '
-                f"READ_TIMEOUT ({request_time}s): a create request still under way at "
+                f"RESPONSE_TIMEOUT ({request_time}s): a create request still under way at "
                 "TensorPix could be missed, and the job sent twice.",
                 id="tensorpix.W030",
             )
@@ -358,7 +360,30 @@ def _is_credits_amount(value: Any) -> bool:
 
 
 def _request_time() -> float | None:
-    timeouts = (tensorpix_settings.CONNECT_TIMEOUT, tensorpix_settings.READ_TIMEOUT)
-    if all(_is_number(value, minimum=0) for value in timeouts):
-        return float(sum(timeouts))
+    """The longest one request may last: connecting, then its whole response."""
+    connect = tensorpix_settings.CONNECT_TIMEOUT
+    responses = (tensorpix_settings.READ_TIMEOUT, tensorpix_settings.RESPONSE_TIMEOUT)
+    if all(_is_number(value, minimum=0) for value in (connect, *responses)):
+        return float(connect + max(responses))
     return None
+
+
+def _check_api_permissions() -> list[CheckMessage]:
+    """tensorpix.E040: ``API_PERMISSION_CLASSES`` lists importable permission classes."""
+    paths = tensorpix_settings.API_PERMISSION_CLASSES
+    if isinstance(paths, str) or not isinstance(paths, list | tuple):
+        paths = [paths]
+    messages: list[CheckMessage] = []
+    for path in paths:
+        try:
+            import_string(path)
+        except (ImportError, TypeError, ValueError) as error:
+            messages.append(
+                Error(
+                    f'TENSORPIX["API_PERMISSION_CLASSES"] lists {path!r}, which cannot be '
+                    f"imported: {error}",
+                    hint="Give a list of dotted paths to DRF permission classes.",
+                    id="tensorpix.E040",
+                )
+            )
+    return messages

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -97,8 +98,9 @@ DEFAULTS: dict[str, Any] = {
     # or submitting (its Celery message may have been lost, or its worker killed).
     "SUBMIT_GRACE_PERIOD": 120.0,
     # Seconds after a create request whose answer was lost before the job list is searched
-    # for what it created; longer than READ_TIMEOUT, so the request has surely ended.
-    "RECONCILE_DELAY": 60.0,
+    # for what it created; longer than CONNECT_TIMEOUT + RESPONSE_TIMEOUT, so the request
+    # has surely ended.
+    "RECONCILE_DELAY": 180.0,
     # Most pages of the job (or video) list read while reconciling; the list has no
     # documented order, so it is read whole. Past this, the job stays uncertain.
     "RECONCILE_MAX_PAGES": 50,
@@ -109,10 +111,23 @@ DEFAULTS: dict[str, Any] = {
     "CREDITS_MIN_BALANCE": None,
     # "refuse": the job ends rejected with a clear message; "warn": it is submitted anyway.
     "CREDITS_LOW_ACTION": "refuse",
-    # Copy each finished output into ARCHIVE_STORAGE (a Celery task on job_finished).
+    # Copy each finished output into ARCHIVE_STORAGE (a Celery task on job_finished;
+    # jobs imported already finished are not archived automatically).
     "ARCHIVE_OUTPUTS": False,
     # After archiving, delete the output at TensorPix to free its storage quota.
     "DELETE_REMOTE_AFTER_ARCHIVE": False,
+    # -- sync speed (issue 15) --
+    # On PostgreSQL, write synced rows with statements of django_tensorpix.sync.postgres
+    # (each page's rows as one JSON parameter) instead of Django's bulk_create. Same rows,
+    # same signals; False uses bulk_create on every database.
+    "SYNC_FAST_PATH": True,
+    # --- REST API (django_tensorpix.api) ---
+    # Import paths of the DRF permission classes of every API view. The default lets
+    # users see and act on their own jobs and videos only, staff on all, and needs the
+    # add_job (add_video) model permission to create a job (upload a video).
+    "API_PERMISSION_CLASSES": ("django_tensorpix.api.permissions.IsOwnerOrStaff",),
+    # Show the raw TensorPix payload of jobs, videos and outputs as local.remote_data.
+    "API_EXPOSE_REMOTE_DATA": False,
 }
 
 # Polling keys whose value must be a positive number, checked by tensorpix.E020.
@@ -205,6 +220,31 @@ class TensorPixSettings:
     ARCHIVE_UPLOAD_TO: str
     RESPONSE_TIMEOUT: float
     MAX_RESPONSE_BYTES: int
+    POLL_QUEUED_INTERVAL: float
+    POLL_MIN_INTERVAL: float
+    POLL_MAX_INTERVAL: float
+    POLL_JITTER: float
+    POLL_STALL_AFTER: float
+    POLL_STALLED_INTERVAL: float
+    POLL_LEASE: float
+    POLL_BATCH_SIZE: int
+    POLL_ERROR_BACKOFF_MAX: float
+    POLL_RATE_LIMIT_PAUSE: float
+    POLL_AUTH_PAUSE: float
+    UPLOAD_STORAGE: str
+    UPLOAD_UPLOAD_TO: str
+    DELETE_LOCAL_AFTER_UPLOAD: bool
+    SUBMIT_GRACE_PERIOD: float
+    RECONCILE_DELAY: float
+    RECONCILE_MAX_PAGES: int
+    SUBMIT_LEASE: float
+    CREDITS_MIN_BALANCE: Decimal | float | int | None
+    CREDITS_LOW_ACTION: str
+    ARCHIVE_OUTPUTS: bool
+    DELETE_REMOTE_AFTER_ARCHIVE: bool
+    SYNC_FAST_PATH: bool
+    API_PERMISSION_CLASSES: tuple[str, ...] | list[str]
+    API_EXPOSE_REMOTE_DATA: bool
 
     def __init__(self) -> None:
         self._cache: dict[str, Any] = {}

@@ -124,19 +124,6 @@ AWAITING = (
 # TensorPix's and our clocks differ; a remote job "created since the attempt" is looked
 # for from this long before the attempt.
 CLOCK_SKEW = timedelta(minutes=5)
-# Options a Job payload echoes, compared while reconciling (TensorPix fills the others).
-ECHOED_OPTIONS = (
-    "codec",
-    "preview",
-    "start_frame",
-    "end_frame",
-    "output_resolution",
-    "grain",
-    "comparison",
-    "stabilization_smoothing",
-    "playback_speed",
-    "sharpen_strength",
-)
 ModelRef = int | str | MLModel
 
 
@@ -435,8 +422,8 @@ def submit_pending_jobs(*, limit: int = 100) -> int:
     safe against a duplicate run.
     """
     now = timezone.now()
-    grace = now - timedelta(seconds=float(tensorpix_settings.SUBMIT_GRACE_PERIOD))
-    reconcile = now - timedelta(seconds=float(tensorpix_settings.RECONCILE_DELAY))
+    grace = now - timedelta(seconds=tensorpix_settings.SUBMIT_GRACE_PERIOD)
+    reconcile = now - timedelta(seconds=tensorpix_settings.RECONCILE_DELAY)
     due = Job.objects.filter(
         Q(submission_state=SubmissionState.PENDING, local_created_at__lte=grace)
         | Q(submission_state=SubmissionState.SUBMITTING, submitted_at__lte=grace)
@@ -529,7 +516,7 @@ def _source_lease(account: str, source: str) -> Iterator[bool]:
         lock = SubmissionLock.objects.get(account=account, source=source)
     token = uuid.uuid4().hex
     now = timezone.now()
-    until = now + timedelta(seconds=float(tensorpix_settings.SUBMIT_LEASE))
+    until = now + timedelta(seconds=tensorpix_settings.SUBMIT_LEASE)
     claimed = (
         SubmissionLock.objects.filter(pk=lock.pk)
         .filter(Q(held_until__isnull=True) | Q(held_until__lt=now))
@@ -595,6 +582,9 @@ def _input_ready(job: Job, client: TensorPixClient) -> bool:
             return False
     try:
         payload = client.get_video(video.tensorpix_id)  # type: ignore[arg-type]
+    except NotFound:
+        _reject(job, f"The uploaded input video ({video.tensorpix_id}) is gone at TensorPix.")
+        return False
     except TransientError as error:
         _note_error(job, str(error))
         return False
@@ -621,6 +611,10 @@ def _upload(job: Job, video: Video, client: TensorPixClient) -> bool:
     try:
         with upload_storage().open(video.local_file.name, "rb") as fileobj:
             payload = client.upload_video(fileobj, video.name)
+    except FileNotFoundError:
+        Video.objects.filter(pk=video.pk).update(upload_attempted_at=None)
+        _reject(job, f"The local copy of the input video ({video.local_file.name}) is gone.")
+        return False
     except (OutcomeUnknown, MalformedResponse) as error:
         _note_error(job, f"{error} The upload is looked for before being sent again.")
         return False
@@ -650,7 +644,7 @@ def _reconcile_upload(job: Job, video: Video, client: TensorPixClient) -> bool:
     candidates: list[int] = []
     try:
         for number, page in enumerate(client.iter_video_pages()):
-            if number >= int(tensorpix_settings.RECONCILE_MAX_PAGES):
+            if number >= tensorpix_settings.RECONCILE_MAX_PAGES:
                 break
             candidates += [
                 item["id"]
@@ -833,7 +827,7 @@ def _sync_linked(job: Job, client: TensorPixClient) -> None:
 def _reconcile_due(attempted_at: datetime | None) -> bool:
     if attempted_at is None:
         return True
-    delay = timedelta(seconds=float(tensorpix_settings.RECONCILE_DELAY))
+    delay = timedelta(seconds=tensorpix_settings.RECONCILE_DELAY)
     return timezone.now() >= attempted_at + delay
 
 
@@ -842,9 +836,10 @@ def _reconcile(job: Job, client: TensorPixClient) -> bool:
 
     Waits ``RECONCILE_DELAY`` after the attempt (the request must have ended), then reads
     the whole job list (its order is undocumented), bounded by ``RECONCILE_MAX_PAGES``.
-    A match has the same source and ML models, the options TensorPix echoes, was created
-    since the attempt (less ``CLOCK_SKEW``), and no other local row holds it. Any doubt
-    (listing failed or too long) keeps the job uncertain: never resend blindly.
+    A match has the same source and ML models, was created since the attempt (less
+    ``CLOCK_SKEW``), and no other local row holds it. Options are not compared: TensorPix
+    may echo them normalised, and a false mismatch would send (and bill) the job twice.
+    Any doubt (listing failed or too long) keeps the job uncertain: never resend blindly.
     """
     if not _reconcile_due(job.submitted_at):
         return False
@@ -853,9 +848,8 @@ def _reconcile(job: Job, client: TensorPixClient) -> bool:
     video_id = None
     if job.input_video_id is not None:
         video_id = _input_video_id(job)
-    requested = job.requested_options()
     candidates: list[int] = []
-    max_pages = int(tensorpix_settings.RECONCILE_MAX_PAGES)
+    max_pages = tensorpix_settings.RECONCILE_MAX_PAGES
     try:
         pages = client.iter_job_pages()
         for number, page in enumerate(pages):
@@ -864,9 +858,7 @@ def _reconcile(job: Job, client: TensorPixClient) -> bool:
                 _note_error(job, message)
                 return False
             candidates += [
-                item["id"]
-                for item in page
-                if _same_request(item, job, video_id, models, requested, since)
+                item["id"] for item in page if _same_request(item, job, video_id, models, since)
             ]
     except TensorPixError as error:
         _note_error(job, f"Reconciling failed for now: {error}")
@@ -896,7 +888,6 @@ def _same_request(
     job: Job,
     video_id: int | None,
     models: set[int],
-    requested: dict[str, Any],
     since: datetime,
 ) -> bool:
     source = item.get("input_video") or {}
@@ -910,9 +901,6 @@ def _same_request(
     remote_models = {model.get("id") for model in item.get("ml_models") or []}
     if remote_models != models:
         return False
-    for name in ECHOED_OPTIONS:
-        if name in requested and name in item and item[name] != requested[name]:  # type: ignore[literal-required]
-            return False
     return _created_since(item.get("started"), since)
 
 
