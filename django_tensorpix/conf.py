@@ -51,6 +51,10 @@ DEFAULTS: dict[str, Any] = {
     # upload_to pattern (strftime) of archived files inside it.
     "ARCHIVE_STORAGE": "default",
     "ARCHIVE_UPLOAD_TO": "tensorpix/%Y/%m/",
+    # Admin (issue 12).
+    # When True, the admin's "Sync from TensorPix" button and "Archive output" action run
+    # in the web request instead of as Celery tasks (for sites without a worker).
+    "ADMIN_RUN_INLINE": False,
 }
 
 # Keys whose value must be a positive number, checked by tensorpix.E004.

@@ -1,0 +1,396 @@
+"""Steering jobs from the admin: actions, the refresh/download buttons, the sync button.
+
+Every operation goes through :mod:`django_tensorpix.services` (submission, cancel,
+archive, clean-up), :mod:`django_tensorpix.polling` (refresh) or
+:mod:`django_tensorpix.tasks` (sync, archive in the background): the admin adds only
+permissions, confirmations and messages. Those modules are imported when an operation
+runs, so that the admin loads (and lists jobs) whatever is installed around it.
+
+Permissions: refresh, cancel, archive and delete-remote need the real ``change_job``
+permission; retrying a submission and enhancing a video need ``add_job`` (they spend
+Credits). Cancel, delete-remote and retry ask for confirmation first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
+
+from django_tensorpix.admin.display import job_state
+from django_tensorpix.conf import tensorpix_settings
+from django_tensorpix.enums import JobStatus, SubmissionState
+from django_tensorpix.exceptions import TensorPixError
+from django_tensorpix.models import Job
+
+if TYPE_CHECKING:
+    from django.urls import URLPattern
+
+# Names listed in one message before "and N more".
+MAX_NAMED = 20
+
+
+def named(jobs: Iterable[Job]) -> str:
+    jobs = list(jobs)
+    names = ", ".join(str(job) for job in jobs[:MAX_NAMED])
+    if len(jobs) > MAX_NAMED:
+        names += " " + gettext("and %(count)d more") % {"count": len(jobs) - MAX_NAMED}
+    return names
+
+
+def error_text(error: BaseException) -> str:
+    """What an operator reads about a failure: the exception's own message.
+
+    Our exceptions never carry the API key (see ``exceptions.py``); a ``ValidationError``
+    is flattened to its messages.
+    """
+    if isinstance(error, ValidationError):
+        return " ".join(error.messages)
+    return str(error) or error.__class__.__name__
+
+
+class Outcomes:
+    """Jobs grouped by what happened to them, turned into one message per group."""
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[int, str], list[Job]] = {}
+
+    def add(self, job: Job, what: str, *, level: int = messages.SUCCESS) -> None:
+        self.groups.setdefault((level, what), []).append(job)
+
+    def send(self, request: HttpRequest) -> None:
+        for (level, what), jobs in self.groups.items():
+            text = ngettext(
+                "%(what)s: %(count)d job (%(jobs)s).",
+                "%(what)s: %(count)d jobs (%(jobs)s).",
+                len(jobs),
+            ) % {"what": what, "count": len(jobs), "jobs": named(jobs)}
+            messages.add_message(request, level, text)
+
+
+def run_each(
+    request: HttpRequest,
+    jobs: Iterable[Job],
+    operation: Callable[[Job], str],
+) -> None:
+    """Run ``operation`` on each job, one failure never stopping the others; report all."""
+    outcomes = Outcomes()
+    for job in jobs:
+        try:
+            what = operation(job)
+        except (TensorPixError, ValidationError, ValueError) as error:
+            outcomes.add(
+                job,
+                gettext("Failed: %(error)s") % {"error": error_text(error)},
+                level=messages.ERROR,
+            )
+        else:
+            outcomes.add(job, what)
+    outcomes.send(request)
+
+
+def confirm(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Job],
+    *,
+    title: str,
+    question: str,
+    button: str,
+    danger: bool,
+) -> TemplateResponse | None:
+    """The confirmation page of an action, or ``None`` once the operator confirmed."""
+    if request.POST.get("post") == "yes":
+        return None
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "question": question,
+        "button": button,
+        "danger": danger,
+        "jobs": list(queryset[:200]),
+        "count": queryset.count(),
+        "queryset": queryset,
+        "action": request.POST.get("action", ""),
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "opts": modeladmin.opts,
+        "media": modeladmin.media,
+    }
+    return TemplateResponse(request, "admin/django_tensorpix/job/confirm_action.html", context)
+
+
+def describe_refreshed(job: Job) -> str:
+    return gettext("Refreshed, now %(state)s") % {"state": job_state(job)[0]}
+
+
+@admin.action(description=_("Refresh selected jobs from TensorPix now"), permissions=["operate"])
+def refresh_jobs(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Job]
+) -> None:
+    from django_tensorpix.polling import refresh_job
+
+    jobs = queryset.filter(tensorpix_id__isnull=False)
+    skipped = queryset.filter(tensorpix_id__isnull=True)
+    run_each(request, jobs, lambda job: describe_refreshed(refresh_job(job)))
+    report_skipped(request, skipped, gettext("Not refreshed, not at TensorPix yet"))
+
+
+@admin.action(description=_("Cancel selected jobs at TensorPix"), permissions=["operate"])
+def cancel_jobs(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Job]
+) -> TemplateResponse | None:
+    active = queryset.filter(pk__in=Job.objects.active())
+    page = confirm(
+        modeladmin,
+        request,
+        active,
+        title=gettext("Cancel jobs at TensorPix?"),
+        question=gettext("These jobs will be canceled at TensorPix. Work done so far is lost."),
+        button=gettext("Yes, cancel them"),
+        danger=True,
+    )
+    if page is not None:
+        return page
+    from django_tensorpix.services import cancel_job
+
+    run_each(request, active, lambda job: describe_outcome(cancel_job(job), gettext("Canceled")))
+    report_skipped(request, queryset.exclude(pk__in=active), gettext("Not canceled, not active"))
+    return None
+
+
+@admin.action(description=_("Archive the output of selected jobs"), permissions=["operate"])
+def archive_outputs(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Job]
+) -> None:
+    archivable = queryset.filter(
+        status=JobStatus.FINISHED, output_video__isnull=False, archived_file=""
+    )
+    if tensorpix_settings.ADMIN_RUN_INLINE:
+        from django_tensorpix.services import archive_output
+
+        run_each(request, archivable, lambda job: done(archive_output(job), gettext("Archived")))
+    else:
+        from django_tensorpix.tasks import archive_job_output
+
+        run_each(
+            request,
+            archivable,
+            lambda job: done(archive_job_output.delay(job.pk), gettext("Archiving queued")),
+        )
+    report_skipped(
+        request,
+        queryset.exclude(pk__in=archivable),
+        gettext("Not archived, no output or already archived"),
+    )
+
+
+@admin.action(
+    description=_("Delete the output of selected jobs at TensorPix"), permissions=["operate"]
+)
+def delete_remote_outputs(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Job]
+) -> TemplateResponse | None:
+    with_output = queryset.filter(output_video__isnull=False, output_video__deleted__isnull=True)
+    page = confirm(
+        modeladmin,
+        request,
+        with_output,
+        title=gettext("Delete outputs at TensorPix?"),
+        question=gettext(
+            "The enhanced videos of these jobs will be deleted at TensorPix. Unless they were "
+            "archived here, they cannot be downloaded again."
+        ),
+        button=gettext("Yes, delete them"),
+        danger=True,
+    )
+    if page is not None:
+        return page
+    from django_tensorpix.services import delete_remote_output
+
+    run_each(
+        request,
+        with_output,
+        lambda job: describe_outcome(delete_remote_output(job), gettext("Output deleted")),
+    )
+    report_skipped(
+        request, queryset.exclude(pk__in=with_output), gettext("Nothing deleted, no output")
+    )
+    return None
+
+
+RETRYABLE = (SubmissionState.REJECTED, SubmissionState.PENDING)
+
+
+@admin.action(description=_("Retry the submission of selected jobs"), permissions=["submit"])
+def retry_submissions(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Job]
+) -> TemplateResponse | None:
+    # Rejected, or still pending after a failed attempt; never "uncertain" (TensorPix may
+    # have the job: resubmitting could bill twice) nor one in flight.
+    retryable = queryset.filter(tensorpix_id__isnull=True, submission_state__in=RETRYABLE).exclude(
+        submission_state=SubmissionState.PENDING, last_submission_error=""
+    )
+    page = confirm(
+        modeladmin,
+        request,
+        retryable,
+        title=gettext("Submit these jobs again?"),
+        question=gettext("These jobs will be sent to TensorPix again, which spends Credits."),
+        button=gettext("Yes, submit them"),
+        danger=False,
+    )
+    if page is not None:
+        return page
+    from django_tensorpix.services import retry_submission
+
+    run_each(
+        request, retryable, lambda job: done(retry_submission(job), gettext("Submission retried"))
+    )
+    report_skipped(
+        request,
+        queryset.exclude(pk__in=retryable),
+        gettext("Not retried, submission not rejected or failed"),
+    )
+    return None
+
+
+def done(_result: Any, what: str) -> str:
+    """``what`` happened (the operation's result carries nothing more to say)."""
+    return what
+
+
+def describe_outcome(outcome: Any, default: str) -> str:
+    """A service's outcome in words: its label if it is a choice, else ``default``."""
+    label = getattr(outcome, "label", None)
+    return str(label) if label else default
+
+
+def report_skipped(request: HttpRequest, skipped: QuerySet[Job], why: str) -> None:
+    outcomes = Outcomes()
+    for job in skipped:
+        outcomes.add(job, why, level=messages.WARNING)
+    outcomes.send(request)
+
+
+JOB_ACTIONS = [refresh_jobs, cancel_jobs, archive_outputs, delete_remote_outputs, retry_submissions]
+
+
+class JobViewsMixin:
+    """The job admin's own pages: download, refresh, sync from TensorPix, enhance a video."""
+
+    admin_site: admin.AdminSite
+    opts: Any
+    has_view_permission: Callable[..., bool]
+    has_operate_permission: Callable[[HttpRequest], bool]
+    has_submit_permission: Callable[[HttpRequest], bool]
+
+    def job_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
+        name = f"{self.opts.app_label}_{self.opts.model_name}"
+        return [
+            path("<path:object_id>/download/", wrap(self.download_view), name=f"{name}_download"),
+            path("<path:object_id>/refresh/", wrap(self.refresh_view), name=f"{name}_refresh"),
+            path("sync/", wrap(self.sync_view), name=f"{name}_sync"),
+            path("enhance/", wrap(self.enhance_view), name=f"{name}_enhance"),
+        ]
+
+    def change_url(self, job: Job) -> str:
+        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[job.pk])
+
+    def changelist_url(self) -> str:
+        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
+
+    def download_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Redirect to a freshly signed URL of the output: stored presigned URLs expire."""
+        from django_tensorpix.services import output_download_url
+
+        job = get_object_or_404(Job, pk=object_id)
+        if not self.has_view_permission(request, job):
+            raise PermissionDenied
+        try:
+            url = output_download_url(job)
+        except (TensorPixError, ValidationError, ValueError) as error:
+            messages.error(
+                request, gettext("No download link: %(error)s") % {"error": error_text(error)}
+            )
+            return HttpResponseRedirect(self.change_url(job))
+        return HttpResponseRedirect(url)
+
+    def refresh_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return require_POST(self._refresh)(request, object_id)
+
+    def _refresh(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not self.has_operate_permission(request):
+            raise PermissionDenied
+        from django_tensorpix.polling import refresh_job
+
+        job = get_object_or_404(Job, pk=object_id)
+        run_each(request, [job], lambda job: describe_refreshed(refresh_job(job)))
+        return HttpResponseRedirect(self.change_url(job))
+
+    def sync_view(self, request: HttpRequest) -> HttpResponse:
+        """Confirm, then run the full sync (a Celery task, or inline when configured)."""
+        if not self.has_operate_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            from django_tensorpix.tasks import sync_all
+
+            try:
+                if tensorpix_settings.ADMIN_RUN_INLINE:
+                    result = sync_all()
+                    messages.success(
+                        request,
+                        gettext("Synced from TensorPix: %(result)s")
+                        % {"result": describe_sync(result)},
+                    )
+                else:
+                    task = sync_all.delay()
+                    messages.success(
+                        request,
+                        gettext("Sync from TensorPix queued as task %(id)s.") % {"id": task.id},
+                    )
+            except TensorPixError as error:
+                messages.error(
+                    request, gettext("Sync failed: %(error)s") % {"error": error_text(error)}
+                )
+            return HttpResponseRedirect(self.changelist_url())
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Sync from TensorPix"),
+            "opts": self.opts,
+            "inline": tensorpix_settings.ADMIN_RUN_INLINE,
+        }
+        return TemplateResponse(request, "admin/django_tensorpix/job/sync.html", context)
+
+    def enhance_view(self, request: HttpRequest) -> HttpResponse:
+        from django_tensorpix.admin.enhance import enhance_view
+
+        if not self.has_submit_permission(request):
+            raise PermissionDenied
+        return enhance_view(self, request)  # type: ignore[arg-type]
+
+
+def describe_sync(result: Any) -> str:
+    """What a sync did, from ``sync_all``'s result: counts per kind of object."""
+    if isinstance(result, dict):
+        parts = [f"{kind}: {describe_sync(value)}" for kind, value in result.items()]
+        return "; ".join(parts) or gettext("nothing to do")
+    counts = [
+        (gettext("created"), getattr(result, "created", None)),
+        (gettext("changed"), getattr(result, "changed", None)),
+        (gettext("unchanged"), getattr(result, "unchanged", None)),
+        (gettext("missing"), getattr(result, "missing", None)),
+    ]
+    shown = [f"{count} {label}" for label, count in counts if count is not None]
+    return ", ".join(shown) if shown else str(result)

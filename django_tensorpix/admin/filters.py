@@ -1,0 +1,78 @@
+"""Changelist filters whose choices cost no scan of the job table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from django_tensorpix.conf import tensorpix_settings
+from django_tensorpix.enums import JobStatus
+
+NOT_SUBMITTED = "none"
+STALLED = "stalled"
+
+
+class StatusFilter(admin.SimpleListFilter):
+    """TensorPix's statuses, plus "Stalled" and "Not at TensorPix yet" (no status)."""
+
+    title = _("status")
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [
+            *((str(status.value), status.label) for status in JobStatus),
+            (STALLED, _("Stalled")),
+            (NOT_SUBMITTED, _("Not at TensorPix yet")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        value = self.value()
+        if value is None:
+            return None
+        if value == NOT_SUBMITTED:
+            return queryset.filter(status__isnull=True)
+        if value == STALLED:
+            return queryset.active().filter(tpx_stalled=True)  # type: ignore[attr-defined]
+        try:
+            return queryset.filter(status=int(value))
+        except ValueError:
+            return queryset.none()
+
+
+class AccountFilter(admin.SimpleListFilter):
+    """The configured accounts (from settings, not a DISTINCT over every row); hidden when
+    there is only one."""
+
+    title = _("account")
+    parameter_name = "account"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        aliases = sorted(tensorpix_settings.accounts)
+        return [(alias, alias) for alias in aliases] if len(aliases) > 1 else []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        if self.value() is None:
+            return None
+        return queryset.filter(account=self.value())
+
+
+class HasErrorFilter(admin.SimpleListFilter):
+    """Jobs whose last sync or last submission attempt failed."""
+
+    title = _("has an error")
+    parameter_name = "has_error"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("yes", _("Yes")), ("no", _("No"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        errors = ~Q(last_sync_error="") | ~Q(last_submission_error="")
+        if self.value() == "yes":
+            return queryset.filter(errors)
+        if self.value() == "no":
+            return queryset.exclude(errors)
+        return None
