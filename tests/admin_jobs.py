@@ -11,11 +11,6 @@ from django.utils import timezone
 from django_tensorpix.enums import JobEventKind, JobStatus, SubmissionState
 from django_tensorpix.models import Job, JobEvent, MLModel, RestoredVideo, Video
 
-# A 1x1 PNG: thumbnails load without any network.
-PIXEL = (
-    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
-    "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-)
 THUMBNAIL = "https://storage.example/thumbs/clip.jpg?X-Amz-Signature=abc"
 BEFORE = "https://storage.example/previews/before.mp4?X-Amz-Signature=b"
 AFTER = "https://storage.example/previews/after.mp4?X-Amz-Signature=a"
@@ -36,7 +31,7 @@ def make_catalogue() -> list[MLModel]:
     ]
 
 
-def make_jobs_in_every_state(user: Any = None, *, thumbnail: str = THUMBNAIL) -> dict[str, Job]:
+def make_jobs_in_every_state(user: Any = None) -> dict[str, Job]:
     """One job per badge: TensorPix's five statuses, a stalled one and three local states."""
     now = timezone.now()
     upscale, _x4, denoise = make_catalogue()
@@ -44,7 +39,7 @@ def make_jobs_in_every_state(user: Any = None, *, thumbnail: str = THUMBNAIL) ->
         tensorpix_id=11,
         name="wedding-1998.mp4",
         created_at=now,
-        thumbnail=thumbnail,
+        thumbnail=THUMBNAIL,
         width=720,
         height=576,
         n_frames=750,
@@ -60,7 +55,7 @@ def make_jobs_in_every_state(user: Any = None, *, thumbnail: str = THUMBNAIL) ->
         width=1920,
         height=1080,
         owner=3,
-        thumbnail=thumbnail,
+        thumbnail=THUMBNAIL,
         preview_videos={"before_video": BEFORE, "after_video": AFTER},
         size=512_000_000,
     )

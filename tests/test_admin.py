@@ -63,11 +63,14 @@ def test_job_list_shows_a_badge_for_every_state(admin_client, jobs):
         ("failed", "Failed"),
         ("canceled", "Canceled"),
         ("stalled", "Stalled"),
-        ("submission", "Waiting to be submitted"),
-        ("submission", "Outcome unknown, reconciling"),
-        ("failed", "Refused by TensorPix"),
+        ("submission", "Pending"),
+        ("submission", "Uncertain"),
+        ("failed", "Rejected"),
     ]:
-        assert f'<span class="tpx-badge tpx-badge-{style}">{label}</span>' in page.text
+        assert re.search(
+            f'<span class="tpx-badge tpx-badge-{style}" title="[^"]+">{label}<', page.text
+        )
+    assert 'title="Outcome unknown, reconciling">Uncertain</span>' in page.text
     assert page.text.count('class="tpx-badge ') == len(jobs)
     assert "django_tensorpix/admin.css" in page.text
 
@@ -87,6 +90,7 @@ def test_job_list_columns_read_at_a_glance(admin_client, jobs):
     assert "Upscale x2, Denoise" in finished
     pending = next(row for row in rows(page) if "not submitted" in row and "holiday" in row)
     assert "https://videos.example/holiday.mov" in pending
+    assert re.search(r"\w{3} \d{1,2}, \d\d:\d\d", processing)  # "Nov 28, 21:07"
 
 
 @pytest.mark.parametrize(
@@ -98,12 +102,15 @@ def test_job_list_columns_read_at_a_glance(admin_client, jobs):
         ("status=none", {"pending", "rejected", "uncertain"}),
         ("submission_state__exact=rejected", {"rejected"}),
         ("has_error=yes", {"failed", "rejected"}),
-        ("ml_models__id__exact=ML_DENOISE", {"finished"}),
+        ("ml_model=ML_DENOISE", {"finished"}),
+        ("q=%22wedding+1998%22", set()),
+        ("q=wedding+1998", ALL - {"pending"}),
+        ("q=31", {"finished"}),
         ("q=32", {"processing"}),
         ("q=wedding", ALL - {"pending"}),
         ("q=holiday.mov", {"pending"}),
         ("q=operator", ALL),
-        ("missing_remote__exact=1", set()),
+        ("missing_remote=yes", set()),
     ],
 )
 def test_job_list_filters_and_search(admin_client, jobs, query, expected):
@@ -214,7 +221,7 @@ def test_stalled_job_page_shows_the_stall_in_its_timeline(admin_client, jobs):
     page = admin_client.get(url(Job, "change", jobs["stalled"].pk)).text
     assert "tpx-timeline-stalled" in page
     assert "active for 6 h" in page
-    assert '<span class="tpx-badge tpx-badge-stalled">Stalled</span>' in page
+    assert '<span class="tpx-badge tpx-badge-stalled" title="Stalled">Stalled</span>' in page
 
 
 def test_archived_file_is_linked(admin_client, jobs, settings, tmp_path):

@@ -10,9 +10,11 @@ import datetime
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from django_tensorpix.enums import JobStatus, SubmissionState
 from django_tensorpix.models import Job
@@ -46,6 +48,17 @@ def safe_url(url: str | None) -> str | None:
     return url
 
 
+# Badge words for the local submission states (their full labels are the badge's title).
+SUBMISSION_BADGES = {
+    SubmissionState.PENDING: _("Pending"),
+    SubmissionState.UPLOADING: _("Uploading"),
+    SubmissionState.SUBMITTING: _("Submitting"),
+    SubmissionState.UNCERTAIN: _("Uncertain"),
+    SubmissionState.SUBMITTED: _("Submitted"),
+    SubmissionState.REJECTED: _("Rejected"),
+}
+
+
 def job_state(job: Job, *, stalled: bool = False) -> tuple[str, str]:
     """The label and style of a job's badge: its TensorPix status once known, else where
     its submission stands. ``stalled`` (decided by the poller) overrides an active status.
@@ -56,7 +69,7 @@ def job_state(job: Job, *, stalled: bool = False) -> tuple[str, str]:
         except ValueError:
             return job.submission_state, "unknown"
         style = "failed" if state == SubmissionState.REJECTED else "submission"
-        return str(state.label), style
+        return str(SUBMISSION_BADGES[state]), style
     if stalled and not job.is_terminal:
         return gettext("Stalled"), "stalled"
     try:
@@ -68,7 +81,12 @@ def job_state(job: Job, *, stalled: bool = False) -> tuple[str, str]:
 
 def status_badge(job: Job, *, stalled: bool = False) -> SafeString:
     label, style = job_state(job, stalled=stalled)
-    return format_html('<span class="tpx-badge tpx-badge-{}">{}</span>', style, label)
+    title = label
+    if job.status is None and job.submission_state in SubmissionState.values:
+        title = SubmissionState(job.submission_state).label
+    return format_html(
+        '<span class="tpx-badge tpx-badge-{}" title="{}">{}</span>', style, title, label
+    )
 
 
 def progress_bar(ratio: float | None) -> SafeString | str:
@@ -77,9 +95,10 @@ def progress_bar(ratio: float | None) -> SafeString | str:
         return EMPTY
     percent = max(0, min(100, round(ratio * 100)))
     return format_html(
-        '<span class="tpx-progress" role="progressbar" aria-valuenow="{0}" aria-valuemin="0"'
-        ' aria-valuemax="100"><span class="tpx-progress-fill" style="width: {0}%"></span>'
-        '</span> <span class="tpx-progress-text">{0}%</span>',
+        '<span class="tpx-progress-cell"><span class="tpx-progress" role="progressbar"'
+        ' aria-valuenow="{0}" aria-valuemin="0" aria-valuemax="100">'
+        '<span class="tpx-progress-fill" style="width: {0}%"></span>'
+        '</span> <span class="tpx-progress-text">{0}%</span></span>',
         percent,
     )
 
@@ -136,6 +155,16 @@ def thumbnail(url: str | None, alt: str, *, size: str = "small") -> SafeString |
     return format_html(
         '<img class="tpx-thumb tpx-thumb-{}" src="{}" alt="{}" loading="lazy">', size, src, alt
     )
+
+
+def short_datetime(value: datetime.datetime | None) -> str:
+    """A compact date and time for list columns ("Nov 28, 21:07"; the year when not this
+    year's), month names translated."""
+    if value is None:
+        return EMPTY
+    local = timezone.localtime(value)
+    pattern = "M j, H:i" if local.year == timezone.localtime().year else "M j Y, H:i"
+    return formats.date_format(local, pattern)
 
 
 def between(start: datetime.datetime | None, end: datetime.datetime | None) -> str:

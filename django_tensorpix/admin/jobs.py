@@ -15,22 +15,36 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.urls import URLPattern, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.text import Truncator, smart_split, unescape_string_literal
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from django_tensorpix.admin import display
 from django_tensorpix.admin.actions import JOB_ACTIONS, JobViewsMixin
 from django_tensorpix.admin.base import MirroredAdmin
-from django_tensorpix.admin.filters import AccountFilter, HasErrorFilter, StatusFilter
+from django_tensorpix.admin.filters import (
+    AccountFilter,
+    HasErrorFilter,
+    MissingRemoteFilter,
+    MLModelFilter,
+    StatusFilter,
+)
 from django_tensorpix.enums import JobEventKind, SubmissionState
-from django_tensorpix.models import REQUESTED_OPTION_FIELDS, Job, JobEvent, MLModel, status_label
+from django_tensorpix.models import (
+    REQUESTED_OPTION_FIELDS,
+    Job,
+    JobEvent,
+    MLModel,
+    Video,
+    status_label,
+)
 
 # The event kind the poller (django_tensorpix.polling) records when a job stays active past
 # its stall deadline; a stall only counts if it came after the job's last status change.
@@ -107,7 +121,7 @@ JOB_FIELDSETS: Any = (
         {
             "fields": (
                 ("tensorpix_id", "account"),
-                ("status_badge", "status"),
+                "status_badge",
                 ("progress", "eta"),
                 ("started", "finished", "run_time"),
                 "cost",
@@ -160,6 +174,7 @@ JOB_FIELDSETS: Any = (
 SHOWN_BY_METHOD = {
     "processing_progress": "progress",
     "eta_s": "eta",
+    "status": "status_badge",
     "cost_usd": "cost",
     "ml_models": "ml_model_list",
     "input_video": "input",
@@ -177,25 +192,30 @@ class JobAdmin(JobViewsMixin, MirroredAdmin):
         "status_badge",
         "progress",
         "eta",
+        "input",
         "ml_model_list",
         "cost",
-        "started",
-        "finished",
-        "input",
+        "started_at",
+        "finished_at",
         "user",
     )
     list_display_links = ("__str__",)
     list_filter = (
         StatusFilter,
         "submission_state",
-        ("ml_models", admin.RelatedFieldListFilter),
+        MLModelFilter,
         "preview",
         AccountFilter,
         HasErrorFilter,
-        "missing_remote",
+        MissingRemoteFilter,
     )
     date_hierarchy = "started"
-    search_fields = ("input_video__name", "video_url")
+    # Searched by get_search_results; listed so that the search box is shown.
+    search_fields = ("tensorpix_id", "input_video__name", "video_url", "user")
+    search_help_text = _(
+        "A number finds a TensorPix id; words are looked for in the input video's name, "
+        "the video URL and the user's name."
+    )
     list_select_related = ("input_video", "user")
     fieldsets = JOB_FIELDSETS
     readonly_fields = (
@@ -254,19 +274,30 @@ class JobAdmin(JobViewsMixin, MirroredAdmin):
             .prefetch_related(Prefetch("ml_models", queryset=MLModel.objects.only("name", "task")))
         )
 
-    def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
-        user_field = get_user_model().USERNAME_FIELD
-        return (*self.search_fields, f"user__{user_field}")
-
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
     ) -> tuple[QuerySet[Job], bool]:
-        """Text fields by substring, and a number as a TensorPix id (exact, indexed)."""
-        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        """A number is a TensorPix id (exact, indexed); other words must each appear in the
+        input video's name, the video URL or the user's name.
+
+        Related tables are searched first (``IN (subquery)``) instead of joined, so no
+        duplicate rows arise and Django does not wrap the page in a costly ``EXISTS``.
+        """
         term = search_term.strip()
+        if not term:
+            return queryset, False
         if term.isdigit() and len(term) < 19:
-            found = found | queryset.filter(tensorpix_id=int(term))
-        return found, may_have_duplicates
+            return queryset.filter(tensorpix_id=int(term)), False
+        user_model = get_user_model()
+        username = f"{user_model.USERNAME_FIELD}__icontains"
+        for word in smart_split(term):
+            word = unescape_string_literal(word) if word[0] in "\"'" else word
+            videos = Video.objects.filter(name__icontains=word).values("pk")
+            users = user_model._default_manager.filter(**{username: word}).values("pk")
+            queryset = queryset.filter(
+                Q(input_video__in=videos) | Q(video_url__icontains=word) | Q(user__in=users)
+            )
+        return queryset, False
 
     # Columns and read-only fields.
 
@@ -281,6 +312,14 @@ class JobAdmin(JobViewsMixin, MirroredAdmin):
     @admin.display(description=_("ETA"), ordering="eta_s")
     def eta(self, job: Job) -> str:
         return display.human_eta(job.eta_s) if job.is_active else display.EMPTY
+
+    @admin.display(description=_("started"), ordering="started")
+    def started_at(self, job: Job) -> str:
+        return display.short_datetime(job.started)
+
+    @admin.display(description=_("finished"), ordering="finished")
+    def finished_at(self, job: Job) -> str:
+        return display.short_datetime(job.finished)
 
     @admin.display(description=_("run time"))
     def run_time(self, job: Job) -> str:
@@ -298,7 +337,7 @@ class JobAdmin(JobViewsMixin, MirroredAdmin):
     def input(self, job: Job) -> SafeString | str:
         video = job.input_video
         if video is None:
-            return job.video_url or display.EMPTY
+            return Truncator(job.video_url).chars(40) or display.EMPTY
         return format_html(
             '<span class="tpx-media">{}<a href="{}">{}</a></span>',
             display.thumbnail(video.thumbnail, str(video)),

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from django_tensorpix.admin import display
 from django_tensorpix.admin.base import MirroredAdmin
-from django_tensorpix.admin.filters import AccountFilter
+from django_tensorpix.admin.filters import AccountFilter, MissingRemoteFilter
 from django_tensorpix.admin.jobs import pretty_json, preview_players
 from django_tensorpix.models import MLModel, RestoredVideo, Video
 
@@ -79,7 +79,7 @@ class MLModelAdmin(MirroredAdmin):
         "priority",
         "missing_remote",
     )
-    list_filter = ("task", "upscale_factor", AccountFilter, "missing_remote")
+    list_filter = ("task", "upscale_factor", AccountFilter, MissingRemoteFilter)
     search_fields = ("name",)
 
     @admin.display(description=_("largest input"), ordering="max_resolution")
@@ -101,7 +101,7 @@ class VideoAdmin(MediaAdmin):
         "missing_remote",
     )
     list_display_links = ("thumb", "__str__")
-    list_filter = (AccountFilter, "missing_remote")
+    list_filter = (AccountFilter, MissingRemoteFilter)
     search_fields = ("name", "=owner")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
@@ -141,7 +141,7 @@ class RestoredVideoAdmin(MediaAdmin):
         "deleted",
     )
     list_display_links = ("thumb", "__str__")
-    list_filter = (AccountFilter, "missing_remote", ("deleted", admin.EmptyFieldListFilter))
+    list_filter = (AccountFilter, MissingRemoteFilter, ("deleted", admin.EmptyFieldListFilter))
     search_fields = ("name",)
     list_select_related = ("output_of",)
     date_hierarchy = "created_at"
