@@ -14,12 +14,13 @@ Credits). Cancel, delete-remote and retry ask for confirmation first.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -82,9 +83,12 @@ class Outcomes:
 def run_each(
     request: HttpRequest,
     jobs: Iterable[Job],
-    operation: Callable[[Job], str],
+    operation: Callable[[Job], str | tuple[str, int]],
 ) -> None:
-    """Run ``operation`` on each job, one failure never stopping the others; report all."""
+    """Run ``operation`` on each job, one failure never stopping the others; report all.
+
+    ``operation`` says what happened (a success), or what and at which message level.
+    """
     outcomes = Outcomes()
     for job in jobs:
         try:
@@ -96,7 +100,8 @@ def run_each(
                 level=messages.ERROR,
             )
         else:
-            outcomes.add(job, what)
+            text, level = what if isinstance(what, tuple) else (what, messages.SUCCESS)
+            outcomes.add(job, text, level=level)
     outcomes.send(request)
 
 
@@ -140,8 +145,7 @@ def refresh_jobs(
 ) -> None:
     from django_tensorpix.polling import refresh_job
 
-    jobs = queryset.filter(tensorpix_id__isnull=False)
-    skipped = queryset.filter(tensorpix_id__isnull=True)
+    jobs, skipped = split(queryset, queryset.filter(tensorpix_id__isnull=False))
     run_each(request, jobs, lambda job: describe_refreshed(refresh_job(job)))
     report_skipped(request, skipped, gettext("Not refreshed, not at TensorPix yet"))
 
@@ -150,13 +154,19 @@ def refresh_jobs(
 def cancel_jobs(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Job]
 ) -> TemplateResponse | None:
-    active = queryset.filter(pk__in=Job.objects.active())
+    # Active at TensorPix, or not sent yet (withdrawn locally); never one whose create
+    # request may be in flight (the service refuses those).
+    not_sent = Q(tensorpix_id__isnull=True, submission_state__in=CANCELABLE_UNSENT)
+    active = queryset.filter(Q(pk__in=Job.objects.active()) | not_sent)
     page = confirm(
         modeladmin,
         request,
         active,
-        title=gettext("Cancel jobs at TensorPix?"),
-        question=gettext("These jobs will be canceled at TensorPix. Work done so far is lost."),
+        title=gettext("Cancel jobs?"),
+        question=gettext(
+            "These jobs will be canceled at TensorPix (or withdrawn, if not sent yet). "
+            "Work done so far is lost."
+        ),
         button=gettext("Yes, cancel them"),
         danger=True,
     )
@@ -164,8 +174,9 @@ def cancel_jobs(
         return page
     from django_tensorpix.services import cancel_job
 
-    run_each(request, active, lambda job: describe_outcome(cancel_job(job), gettext("Canceled")))
-    report_skipped(request, queryset.exclude(pk__in=active), gettext("Not canceled, not active"))
+    chosen, skipped = split(queryset, active)
+    run_each(request, chosen, lambda job: describe_cancel(cancel_job(job)))
+    report_skipped(request, skipped, gettext("Not canceled, not active or in flight"))
     return None
 
 
@@ -173,8 +184,9 @@ def cancel_jobs(
 def archive_outputs(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Job]
 ) -> None:
-    archivable = queryset.filter(
-        status=JobStatus.FINISHED, output_video__isnull=False, archived_file=""
+    archivable, skipped = split(
+        queryset,
+        queryset.filter(status=JobStatus.FINISHED, output_video__isnull=False, archived_file=""),
     )
     if tensorpix_settings.ADMIN_RUN_INLINE:
         from django_tensorpix.services import archive_output
@@ -188,11 +200,7 @@ def archive_outputs(
             archivable,
             lambda job: done(archive_job_output.delay(job.pk), gettext("Archiving queued")),
         )
-    report_skipped(
-        request,
-        queryset.exclude(pk__in=archivable),
-        gettext("Not archived, no output or already archived"),
-    )
+    report_skipped(request, skipped, gettext("Not archived, no output or already archived"))
 
 
 @admin.action(
@@ -218,29 +226,28 @@ def delete_remote_outputs(
         return page
     from django_tensorpix.services import delete_remote_output
 
-    run_each(
-        request,
-        with_output,
-        lambda job: describe_outcome(delete_remote_output(job), gettext("Output deleted")),
-    )
-    report_skipped(
-        request, queryset.exclude(pk__in=with_output), gettext("Nothing deleted, no output")
-    )
+    def delete(job: Job) -> str:
+        delete_remote_output(job)
+        return gettext("Output deleted at TensorPix")
+
+    chosen, skipped = split(queryset, with_output)
+    run_each(request, chosen, delete)
+    report_skipped(request, skipped, gettext("Nothing deleted, no output"))
     return None
 
 
-RETRYABLE = (SubmissionState.REJECTED, SubmissionState.PENDING)
+# What services.retry_submission accepts: refused by TensorPix, or withdrawn before sending.
+RETRYABLE = (SubmissionState.REJECTED, SubmissionState.WITHDRAWN)
+CANCELABLE_UNSENT = (SubmissionState.PENDING, SubmissionState.UPLOADING)
 
 
 @admin.action(description=_("Retry the submission of selected jobs"), permissions=["submit"])
 def retry_submissions(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Job]
 ) -> TemplateResponse | None:
-    # Rejected, or still pending after a failed attempt; never "uncertain" (TensorPix may
-    # have the job: resubmitting could bill twice) nor one in flight.
-    retryable = queryset.filter(tensorpix_id__isnull=True, submission_state__in=RETRYABLE).exclude(
-        submission_state=SubmissionState.PENDING, last_submission_error=""
-    )
+    # Never "uncertain" (TensorPix may have the job: resubmitting could bill twice), nor
+    # one in flight.
+    retryable = queryset.filter(tensorpix_id__isnull=True, submission_state__in=RETRYABLE)
     page = confirm(
         modeladmin,
         request,
@@ -254,14 +261,11 @@ def retry_submissions(
         return page
     from django_tensorpix.services import retry_submission
 
+    chosen, skipped = split(queryset, retryable)
     run_each(
-        request, retryable, lambda job: done(retry_submission(job), gettext("Submission retried"))
+        request, chosen, lambda job: done(retry_submission(job), gettext("Submission retried"))
     )
-    report_skipped(
-        request,
-        queryset.exclude(pk__in=retryable),
-        gettext("Not retried, submission not rejected or failed"),
-    )
+    report_skipped(request, skipped, gettext("Not retried, submission not rejected or withdrawn"))
     return None
 
 
@@ -270,13 +274,19 @@ def done(_result: Any, what: str) -> str:
     return what
 
 
-def describe_outcome(outcome: Any, default: str) -> str:
-    """A service's outcome in words: its label if it is a choice, else ``default``."""
-    label = getattr(outcome, "label", None)
-    return str(label) if label else default
+def describe_cancel(result: Any) -> tuple[str, int]:
+    """``services.CancelResult`` in words: TensorPix's answer, a warning when not stopped."""
+    return str(result), messages.SUCCESS if result.done else messages.WARNING
 
 
-def report_skipped(request: HttpRequest, skipped: QuerySet[Job], why: str) -> None:
+def split(queryset: QuerySet[Job], eligible: QuerySet[Job]) -> tuple[list[Job], list[Job]]:
+    """The selected jobs an action applies to and the others, read before it changes any."""
+    chosen = list(eligible)
+    chosen_pks = {job.pk for job in chosen}
+    return chosen, [job for job in queryset if job.pk not in chosen_pks]
+
+
+def report_skipped(request: HttpRequest, skipped: Iterable[Job], why: str) -> None:
     outcomes = Outcomes()
     for job in skipped:
         outcomes.add(job, why, level=messages.WARNING)
@@ -344,7 +354,8 @@ class JobViewsMixin:
         if not self.has_operate_permission(request):
             raise PermissionDenied
         if request.method == "POST":
-            from django_tensorpix.tasks import sync_all
+            # Issue 9's task, looked up when the button is used (see the module docstring).
+            sync_all: Any = import_module("django_tensorpix.tasks").sync_all
 
             try:
                 if tensorpix_settings.ADMIN_RUN_INLINE:

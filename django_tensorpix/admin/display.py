@@ -56,6 +56,11 @@ SUBMISSION_BADGES = {
     SubmissionState.UNCERTAIN: _("Uncertain"),
     SubmissionState.SUBMITTED: _("Submitted"),
     SubmissionState.REJECTED: _("Rejected"),
+    SubmissionState.WITHDRAWN: _("Withdrawn"),
+}
+SUBMISSION_STYLES = {
+    SubmissionState.REJECTED: "failed",
+    SubmissionState.WITHDRAWN: "canceled",
 }
 
 
@@ -68,8 +73,8 @@ def job_state(job: Job, *, stalled: bool = False) -> tuple[str, str]:
             state = SubmissionState(job.submission_state)
         except ValueError:
             return job.submission_state, "unknown"
-        style = "failed" if state == SubmissionState.REJECTED else "submission"
-        return str(SUBMISSION_BADGES[state]), style
+        badge = SUBMISSION_BADGES.get(state, state.label)
+        return str(badge), SUBMISSION_STYLES.get(state, "submission")
     if stalled and not job.is_terminal:
         return gettext("Stalled"), "stalled"
     try:

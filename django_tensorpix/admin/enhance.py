@@ -1,9 +1,10 @@
 """The "Enhance a video" page: a URL or a file, ML models grouped by task, the options.
 
-The option fields are the ``Job`` columns that hold create options (one fact, the model),
-and validation is the submission service's own (``validate_job_options``, then
-``enhance_from_url`` / ``enhance_file``), so the page accepts exactly what a submission
-accepts; its per-field errors land on the matching form fields.
+The option fields are the ``Job`` columns that hold create options, with the bounds of
+TensorPix's schema from :data:`django_tensorpix.options.JOB_OPTIONS` (one table) shown and
+set as ``min``/``max``. Validation is the submission service's own (``enhance_from_url`` /
+``enhance_file`` validate before writing anything), so the page accepts exactly what a
+submission accepts; its per-field errors land on the matching form fields.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from django_tensorpix.admin.actions import error_text
 from django_tensorpix.conf import DEFAULT_ACCOUNT, tensorpix_settings
 from django_tensorpix.enums import Task
 from django_tensorpix.exceptions import TensorPixError
-from django_tensorpix.models import REQUESTED_OPTION_FIELDS, Job, MLModel
+from django_tensorpix.models import Job, MLModel
+from django_tensorpix.options import JOB_OPTIONS, OptionSpec
 
 if TYPE_CHECKING:
     from django_tensorpix.admin.jobs import JobAdmin
@@ -64,13 +66,11 @@ class EnhanceForm(forms.Form):
         models_field: Any = self.fields["ml_models"]
         models_field.queryset = catalogue
         models_field.choices = grouped_models(list(catalogue))
-        for name in REQUESTED_OPTION_FIELDS:
-            field = Job._meta.get_field(name).formfield(required=False)  # type: ignore[union-attr]
-            if field is not None:
-                self.fields[name] = field
+        for spec in JOB_OPTIONS:
+            self.fields[spec.name] = option_field(spec)
 
     def option_fields(self) -> list[forms.BoundField]:
-        return [self[name] for name in REQUESTED_OPTION_FIELDS if name in self.fields]
+        return [self[spec.name] for spec in JOB_OPTIONS]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -80,7 +80,7 @@ class EnhanceForm(forms.Form):
 
     def options(self) -> dict[str, Any]:
         """The options that were set; empty ones are left to TensorPix's defaults."""
-        values = {name: self.cleaned_data.get(name) for name in REQUESTED_OPTION_FIELDS}
+        values = {spec.name: self.cleaned_data.get(spec.name) for spec in JOB_OPTIONS}
         return {name: value for name, value in values.items() if value not in (None, "")}
 
     def add_service_errors(self, error: ValidationError) -> None:
@@ -89,7 +89,29 @@ class EnhanceForm(forms.Form):
             self.add_error(None, error)
             return
         for field, errors in error.error_dict.items():
+            field = SERVICE_FIELDS.get(field, field)
             self.add_error(field if field in self.fields else None, errors)
+
+
+# The services' names for the page's fields, where they differ.
+SERVICE_FIELDS = {"source": "file", "name": "file"}
+
+
+def option_field(spec: OptionSpec) -> forms.Field:
+    """The form field of one create option: the model column's, with TensorPix's bounds."""
+    column: Any = Job._meta.get_field(spec.name)
+    field: forms.Field = column.formfield(required=False)
+    notes = []
+    if spec.minimum is not None and spec.maximum is not None:
+        field.widget.attrs.update(min=spec.minimum, max=spec.maximum)
+        notes.append(
+            gettext("From %(minimum)s to %(maximum)s.")
+            % {"minimum": f"{spec.minimum:g}", "maximum": f"{spec.maximum:g}"}
+        )
+    if not spec.from_url:
+        notes.append(gettext("Files only: TensorPix ignores it for URLs."))
+    field.help_text = " ".join(notes)
+    return field
 
 
 def enhance_view(model_admin: JobAdmin, request: HttpRequest) -> HttpResponse:
@@ -102,7 +124,6 @@ def enhance_view(model_admin: JobAdmin, request: HttpRequest) -> HttpResponse:
         from django_tensorpix import services
 
         try:
-            services.validate_job_options(options, from_url=bool(url))
             if url:
                 job = services.enhance_from_url(
                     url, models, user=request.user, account=account, **options

@@ -36,7 +36,7 @@ from django_tensorpix.admin.filters import (
     MLModelFilter,
     StatusFilter,
 )
-from django_tensorpix.enums import JobEventKind, SubmissionState
+from django_tensorpix.enums import CancelOutcome, JobEventKind, SubmissionState
 from django_tensorpix.models import (
     REQUESTED_OPTION_FIELDS,
     Job,
@@ -101,10 +101,13 @@ def event_entry(event: JobEvent) -> TimelineEntry:
         style = {"2": "finished", "-1": "failed", "-2": "canceled", "1": "processing"}.get(
             new, "queued"
         )
-    elif event.kind == JobEventKind.SUBMISSION:
-        label = str(SubmissionState(new).label) if new in SubmissionState.values else new
-        detail = ""
-        style = "failed" if new == SubmissionState.REJECTED else "submission"
+    elif event.kind == JobEventKind.SUBMISSION and new in SubmissionState.values:
+        state = SubmissionState(new)
+        label, detail = str(state.label), ""
+        style = display.SUBMISSION_STYLES.get(state, "submission")
+    elif event.kind == JobEventKind.CANCEL and new in CancelOutcome.values:
+        label, detail = event.get_kind_display(), str(CancelOutcome(new).label)
+        style = "canceled"
     else:
         label = event.get_kind_display() if event.kind in JobEventKind.values else event.kind
         detail = " → ".join(value for value in (old, new) if value)
