@@ -213,3 +213,59 @@ def test_enhance_needs_the_add_permission(catalogue):
     form = {"video_url": URL, "ml_models": [catalogue[0].pk], "account": "default"}
     assert client.post(ENHANCE, form).status_code == 403
     assert not Job.objects.exists()
+
+
+# Refresh and sync: the poller's refresh_job and the sync_all task (django_tensorpix.polling
+# and django_tensorpix.tasks), skipped where those are not installed yet.
+
+
+@pytest.fixture
+def polling() -> Any:
+    return pytest.importorskip("django_tensorpix.polling")
+
+
+def test_refresh_action_polls_each_job_now(emulator, operator, polling):
+    job = submitted_url_job(emulator)
+    unsent = services.enhance_from_url(URL, [1])
+    emulator.advance(3600)
+    response = act(operator, "refresh_jobs", [job, unsent])
+    job.refresh_from_db()
+    assert job.status == JobStatus.FINISHED
+    assert said(response) == [
+        f"Refreshed, now Finished: 1 job ({job}).",
+        f"Not refreshed, not at TensorPix yet: 1 job ({unsent}).",
+    ]
+
+
+def test_refresh_button_on_the_job_page(emulator, operator, polling):
+    job = submitted_url_job(emulator)
+    emulator.advance(3600)
+    url = reverse("admin:django_tensorpix_job_refresh", args=[job.pk])
+    assert operator.get(url).status_code == 405  # changes state: POST only
+    response = operator.post(url)
+    assert response["Location"] == reverse("admin:django_tensorpix_job_change", args=[job.pk])
+    job.refresh_from_db()
+    assert job.status == JobStatus.FINISHED
+
+
+def test_sync_button_runs_the_full_sync_inline_and_reports(emulator, operator, settings):
+    from django_tensorpix import tasks
+
+    if not hasattr(tasks, "sync_all"):
+        pytest.skip("tasks.sync_all is not installed yet")
+    settings.TENSORPIX = {**settings.TENSORPIX, "ADMIN_RUN_INLINE": True}
+    emulator.seed_jobs(3)
+    sync = reverse("admin:django_tensorpix_job_sync")
+    page = operator.get(sync)
+    assert "runs now, in this request" in page.text
+    response = operator.post(sync, follow=True)
+    assert Job.objects.count() == 3
+    (message,) = said(response)
+    assert message.startswith("Synced from TensorPix:")
+
+
+def test_sync_button_needs_the_change_permission(emulator):
+    client = client_with("view_job", "add_job")
+    sync = reverse("admin:django_tensorpix_job_sync")
+    assert client.get(sync).status_code == 403
+    assert client.post(sync).status_code == 403
