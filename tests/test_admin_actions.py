@@ -63,6 +63,8 @@ def test_cancel_asks_first_then_cancels_and_says_so_per_job(emulator, operator):
     assert page.status_code == 200
     assert "Cancel jobs?" in page.text
     assert "2 jobs" in page.text
+    assert "1 other selected job cannot take this action" in page.text
+    assert page.text.count('type="hidden" name="_selected_action"') == 3
     assert requests_to(emulator, DELETE_ROUTE) == 0
 
     response = act(operator, "cancel_jobs", [first, second, finished])

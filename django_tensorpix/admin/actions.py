@@ -28,9 +28,10 @@ from django.urls import path, reverse
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
+from kombu.exceptions import OperationalError
 
 from django_tensorpix.admin.display import job_state
-from django_tensorpix.conf import tensorpix_settings
+from django_tensorpix.conf import ImproperlyConfiguredAccount, tensorpix_settings
 from django_tensorpix.enums import JobStatus, SubmissionState
 from django_tensorpix.exceptions import TensorPixError
 from django_tensorpix.models import Job
@@ -38,6 +39,9 @@ from django_tensorpix.models import Job
 if TYPE_CHECKING:
     from django.urls import URLPattern
 
+# What a failed operation on one job may raise: TensorPix's answer, a refusal by the
+# services, an account no longer configured, or the broker down while queueing a task.
+OPERATION_ERRORS = (TensorPixError, ValidationError, ImproperlyConfiguredAccount, OperationalError)
 # Names listed in one message before "and N more".
 MAX_NAMED = 20
 
@@ -93,7 +97,7 @@ def run_each(
     for job in jobs:
         try:
             what = operation(job)
-        except (TensorPixError, ValidationError, ValueError) as error:
+        except OPERATION_ERRORS as error:
             outcomes.add(
                 job,
                 gettext("Failed: %(error)s") % {"error": error_text(error)},
@@ -108,6 +112,7 @@ def run_each(
 def confirm(
     modeladmin: admin.ModelAdmin,
     request: HttpRequest,
+    selected: QuerySet[Job],
     queryset: QuerySet[Job],
     *,
     title: str,
@@ -115,9 +120,12 @@ def confirm(
     button: str,
     danger: bool,
 ) -> TemplateResponse | None:
-    """The confirmation page of an action, or ``None`` once the operator confirmed."""
+    """The confirmation page of an action on ``queryset`` (the ``selected`` jobs it applies
+    to), or ``None`` once the operator confirmed. The whole selection is posted back, so
+    the jobs left alone are reported too."""
     if request.POST.get("post") == "yes":
         return None
+    count = queryset.count()
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": title,
@@ -125,8 +133,9 @@ def confirm(
         "button": button,
         "danger": danger,
         "jobs": list(queryset[:200]),
-        "count": queryset.count(),
-        "queryset": queryset,
+        "count": count,
+        "left_alone": selected.count() - count,
+        "selected": selected,
         "action": request.POST.get("action", ""),
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         "opts": modeladmin.opts,
@@ -161,6 +170,7 @@ def cancel_jobs(
     page = confirm(
         modeladmin,
         request,
+        queryset,
         active,
         title=gettext("Cancel jobs?"),
         question=gettext(
@@ -213,6 +223,7 @@ def delete_remote_outputs(
     page = confirm(
         modeladmin,
         request,
+        queryset,
         with_output,
         title=gettext("Delete outputs at TensorPix?"),
         question=gettext(
@@ -251,6 +262,7 @@ def retry_submissions(
     page = confirm(
         modeladmin,
         request,
+        queryset,
         retryable,
         title=gettext("Submit these jobs again?"),
         question=gettext("These jobs will be sent to TensorPix again, which spends Credits."),
@@ -330,7 +342,7 @@ class JobViewsMixin:
             raise PermissionDenied
         try:
             url = output_download_url(job)
-        except (TensorPixError, ValidationError, ValueError) as error:
+        except OPERATION_ERRORS as error:
             messages.error(
                 request, gettext("No download link: %(error)s") % {"error": error_text(error)}
             )
@@ -371,7 +383,7 @@ class JobViewsMixin:
                         request,
                         gettext("Sync from TensorPix queued as task %(id)s.") % {"id": task.id},
                     )
-            except TensorPixError as error:
+            except OPERATION_ERRORS as error:
                 messages.error(
                     request, gettext("Sync failed: %(error)s") % {"error": error_text(error)}
                 )
