@@ -271,3 +271,25 @@ def test_sync_button_needs_the_change_permission(emulator):
     sync = reverse("admin:django_tensorpix_job_sync")
     assert client.get(sync).status_code == 403
     assert client.post(sync).status_code == 403
+
+
+def test_delete_uploaded_videos_at_tensorpix_asks_first_and_keeps_rows(emulator, tmp_path):
+    source = tmp_path / "family.mp4"
+    source.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"x" * 1000)
+    job = services.submit_job(services.enhance_file(str(source), [1]))
+    video = job.input_video
+    assert video is not None
+    assert video.tensorpix_id is not None
+    client = client_with("view_video", "change_video")
+    changelist = reverse("admin:django_tensorpix_video_changelist")
+    data = {"action": "delete_remote_videos", "_selected_action": [video.pk]}
+    page = client.post(changelist, data)
+    assert "Delete videos at TensorPix?" in page.text
+    assert "1 video" in page.text
+    assert len(emulator.state.videos) == 1
+    response = client.post(changelist, {**data, "post": "yes"}, follow=True)
+    assert said(response) == [f"Deleted at TensorPix: 1 video ({video})."]
+    video.refresh_from_db()
+    assert video.remote_deleted_at is not None
+    viewer = client_with("view_video")
+    assert "delete_remote_videos" not in viewer.get(changelist).text

@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import model_ngettext
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError
@@ -34,7 +35,7 @@ from django_tensorpix.admin.display import job_state
 from django_tensorpix.conf import ImproperlyConfiguredAccount, tensorpix_settings
 from django_tensorpix.enums import JobStatus, SubmissionState
 from django_tensorpix.exceptions import TensorPixError
-from django_tensorpix.models import Job
+from django_tensorpix.models import Job, Video
 
 if TYPE_CHECKING:
     from django.urls import URLPattern
@@ -46,7 +47,7 @@ OPERATION_ERRORS = (TensorPixError, ValidationError, ImproperlyConfiguredAccount
 MAX_NAMED = 20
 
 
-def named(jobs: Iterable[Job]) -> str:
+def named(jobs: Iterable[Any]) -> str:
     jobs = list(jobs)
     names = ", ".join(str(job) for job in jobs[:MAX_NAMED])
     if len(jobs) > MAX_NAMED:
@@ -66,28 +67,29 @@ def error_text(error: BaseException) -> str:
 
 
 class Outcomes:
-    """Jobs grouped by what happened to them, turned into one message per group."""
+    """Objects grouped by what happened to them, turned into one message per group."""
 
     def __init__(self) -> None:
-        self.groups: dict[tuple[int, str], list[Job]] = {}
+        self.groups: dict[tuple[int, str], list[Any]] = {}
 
-    def add(self, job: Job, what: str, *, level: int = messages.SUCCESS) -> None:
+    def add(self, job: Any, what: str, *, level: int = messages.SUCCESS) -> None:
         self.groups.setdefault((level, what), []).append(job)
 
     def send(self, request: HttpRequest) -> None:
         for (level, what), jobs in self.groups.items():
-            text = ngettext(
-                "%(what)s: %(count)d job (%(jobs)s).",
-                "%(what)s: %(count)d jobs (%(jobs)s).",
-                len(jobs),
-            ) % {"what": what, "count": len(jobs), "jobs": named(jobs)}
+            text = gettext("%(what)s: %(count)d %(objects)s (%(names)s).") % {
+                "what": what,
+                "count": len(jobs),
+                "objects": model_ngettext(jobs[0], len(jobs)),
+                "names": named(jobs),
+            }
             messages.add_message(request, level, text)
 
 
 def run_each(
     request: HttpRequest,
-    jobs: Iterable[Job],
-    operation: Callable[[Job], str | tuple[str, int]],
+    jobs: Iterable[Any],
+    operation: Callable[[Any], str | tuple[str, int]],
 ) -> None:
     """Run ``operation`` on each job, one failure never stopping the others; report all.
 
@@ -112,8 +114,8 @@ def run_each(
 def confirm(
     modeladmin: admin.ModelAdmin,
     request: HttpRequest,
-    selected: QuerySet[Job],
-    queryset: QuerySet[Job],
+    selected: QuerySet[Any],
+    queryset: QuerySet[Any],
     *,
     title: str,
     question: str,
@@ -126,22 +128,25 @@ def confirm(
     if request.POST.get("post") == "yes":
         return None
     count = queryset.count()
+    left_alone = selected.count() - count
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": title,
         "question": question,
         "button": button,
         "danger": danger,
-        "jobs": list(queryset[:200]),
+        "shown": list(queryset[:200]),
         "count": count,
-        "left_alone": selected.count() - count,
+        "objects_name": model_ngettext(modeladmin.opts, count),
+        "left_alone": left_alone,
+        "left_alone_name": model_ngettext(modeladmin.opts, left_alone),
         "selected": selected,
         "action": request.POST.get("action", ""),
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         "opts": modeladmin.opts,
         "media": modeladmin.media,
     }
-    return TemplateResponse(request, "admin/django_tensorpix/job/confirm_action.html", context)
+    return TemplateResponse(request, "admin/django_tensorpix/confirm_action.html", context)
 
 
 def describe_refreshed(job: Job) -> str:
@@ -291,21 +296,54 @@ def describe_cancel(result: Any) -> tuple[str, int]:
     return str(result), messages.SUCCESS if result.done else messages.WARNING
 
 
-def split(queryset: QuerySet[Job], eligible: QuerySet[Job]) -> tuple[list[Job], list[Job]]:
+def split(queryset: QuerySet[Any], eligible: QuerySet[Any]) -> tuple[list[Any], list[Any]]:
     """The selected jobs an action applies to and the others, read before it changes any."""
     chosen = list(eligible)
     chosen_pks = {job.pk for job in chosen}
     return chosen, [job for job in queryset if job.pk not in chosen_pks]
 
 
-def report_skipped(request: HttpRequest, skipped: Iterable[Job], why: str) -> None:
+def report_skipped(request: HttpRequest, skipped: Iterable[Any], why: str) -> None:
     outcomes = Outcomes()
     for job in skipped:
         outcomes.add(job, why, level=messages.WARNING)
     outcomes.send(request)
 
 
-JOB_ACTIONS = [refresh_jobs, cancel_jobs, archive_outputs, delete_remote_outputs, retry_submissions]
+JOB_ACTIONS = (refresh_jobs, cancel_jobs, archive_outputs, delete_remote_outputs, retry_submissions)
+
+
+@admin.action(description=_("Delete selected videos at TensorPix"), permissions=["operate"])
+def delete_remote_videos(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Video]
+) -> TemplateResponse | None:
+    """Free TensorPix quota: the uploaded inputs are deleted there, the rows kept."""
+    uploaded = queryset.filter(tensorpix_id__isnull=False, remote_deleted_at__isnull=True)
+    page = confirm(
+        modeladmin,
+        request,
+        queryset,
+        uploaded,
+        title=gettext("Delete videos at TensorPix?"),
+        question=gettext(
+            "These input videos will be deleted at TensorPix; jobs cannot be created from "
+            "them any more. The rows here are kept."
+        ),
+        button=gettext("Yes, delete them"),
+        danger=True,
+    )
+    if page is not None:
+        return page
+    from django_tensorpix.services import delete_remote_video
+
+    def delete(video: Video) -> str:
+        delete_remote_video(video)
+        return gettext("Deleted at TensorPix")
+
+    chosen, skipped = split(queryset, uploaded)
+    run_each(request, chosen, delete)
+    report_skipped(request, skipped, gettext("Nothing deleted, not at TensorPix"))
+    return None
 
 
 class JobViewsMixin:

@@ -13,6 +13,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from django_tensorpix.admin import display
+from django_tensorpix.admin.actions import delete_remote_videos
 from django_tensorpix.admin.base import MirroredAdmin
 from django_tensorpix.admin.filters import AccountFilter, MissingRemoteFilter
 from django_tensorpix.admin.jobs import pretty_json, preview_players
@@ -105,6 +106,7 @@ class VideoAdmin(MediaAdmin):
     search_fields = ("name", "=owner")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
+    actions = (delete_remote_videos,)
     readonly_fields = (
         "thumb",
         "large_thumb",
