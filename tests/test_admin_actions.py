@@ -163,6 +163,7 @@ def test_enhance_page_groups_models_by_task_and_shows_bounds(catalogue, operator
     assert "From 0 to 51." in page.text  # crf
     assert 'name="crf"' in page.text
     assert 'max="51"' in page.text
+    assert "From 0 to 2147483647." in page.text  # start_frame
     assert "Files only" in page.text  # qscale
 
 
@@ -172,6 +173,7 @@ def test_enhance_page_groups_models_by_task_and_shows_bounds(catalogue, operator
         ({"crf": "52"}, "crf", "51"),
         ({"video_url": "ftp://example.com/x.mp4"}, "video_url", "valid URL"),
         ({"qscale": "5"}, "qscale", ""),
+        ({"crf": "52", "video_url": ""}, "crf", "51"),  # shown with the source's error
         ({"video_url": ""}, "__all__", "either a video URL or a file"),
         ({"ml_models": []}, "ml_models", "required"),
     ],

@@ -73,9 +73,18 @@ class EnhanceForm(forms.Form):
         return [self[spec.name] for spec in JOB_OPTIONS]
 
     def clean(self) -> dict[str, Any]:
+        """The source, and the options checked by the services' own rules right away, so
+        every mistake is shown at once (the submission checks them again)."""
+        from django_tensorpix.services import validate_job_options
+
         data = super().clean() or {}
-        if bool(data.get("video_url")) == bool(data.get("file")):
-            raise ValidationError(gettext("Give either a video URL or a file, not both."))
+        from_url = bool(data.get("video_url"))
+        if from_url == bool(data.get("file")):
+            self.add_error(None, gettext("Give either a video URL or a file, not both."))
+        try:
+            validate_job_options(self.options(), from_url=from_url)
+        except ValidationError as error:
+            self.add_service_errors(error)
         return data
 
     def options(self) -> dict[str, Any]:
@@ -97,6 +106,11 @@ class EnhanceForm(forms.Form):
 SERVICE_FIELDS = {"source": "file", "name": "file"}
 
 
+def bound(value: float) -> str:
+    """``51``, ``0.1``, ``2147483647``: as written in TensorPix's schema."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def option_field(spec: OptionSpec) -> forms.Field:
     """The form field of one create option: the model column's, with TensorPix's bounds."""
     column: Any = Job._meta.get_field(spec.name)
@@ -106,7 +120,7 @@ def option_field(spec: OptionSpec) -> forms.Field:
         field.widget.attrs.update(min=spec.minimum, max=spec.maximum)
         notes.append(
             gettext("From %(minimum)s to %(maximum)s.")
-            % {"minimum": f"{spec.minimum:g}", "maximum": f"{spec.maximum:g}"}
+            % {"minimum": bound(spec.minimum), "maximum": bound(spec.maximum)}
         )
     if not spec.from_url:
         notes.append(gettext("Files only: TensorPix ignores it for URLs."))
