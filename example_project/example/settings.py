@@ -11,6 +11,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from django_tensorpix.schedules import beat_schedule
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-project-not-for-production")
@@ -79,6 +81,9 @@ MEDIA_ROOT = BASE_DIR / "media"
 MEDIA_URL = "media/"
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+# django-tensorpix's polling sweep every 2 s and a full sync every 6 h: with this,
+# `celery -A example worker -B` keeps every job in sync.
+CELERY_BEAT_SCHEDULE = beat_schedule()
 
 TENSORPIX: dict[str, object] = {
     # API_KEY and BASE_URL come from TENSORPIX_API_KEY / TENSORPIX_BASE_URL.
