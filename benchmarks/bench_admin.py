@@ -180,6 +180,7 @@ def insert_jobs(offset: int, n: int, user: User, models: list[MLModel]) -> None:
             "input_video_id": f"{first_video} + (g % {VIDEOS})",
             "last_sync_error": "CASE WHEN g % 500 = 7 THEN 'TensorPix answered 503' ELSE '' END",
             "description": f"'bench ' || (g + {offset})",
+            "stalled_at": "CASE WHEN g % 1000 = 3 THEN now() END",
         },
     )
     new_jobs = f"SELECT id FROM {Job._meta.db_table} ORDER BY id DESC LIMIT {n}"

@@ -105,6 +105,7 @@ def make_jobs_in_every_state(user: Any = None) -> dict[str, Job]:
             processing_progress=0.1,
             started=started,
             status_changed_at=started,
+            stalled_at=now,
         ),
         "pending": job(
             "pending",
@@ -147,7 +148,9 @@ def make_jobs_in_every_state(user: Any = None) -> dict[str, Job]:
                 new_value="2",
                 at=now - timedelta(minutes=2),
             ),
-            JobEvent(job=jobs["stalled"], kind="stalled", at=now, message="active for 6 h"),
+            JobEvent(
+                job=jobs["stalled"], kind=JobEventKind.STALLED, at=now, message="active for 6 h"
+            ),
         ]
     )
     return jobs

@@ -219,16 +219,10 @@ def test_enhance_needs_the_add_permission(catalogue):
     assert not Job.objects.exists()
 
 
-# Refresh and sync: the poller's refresh_job and the sync_all task (django_tensorpix.polling
-# and django_tensorpix.tasks), skipped where those are not installed yet.
+# Refresh and sync: the poller's refresh_job and the sync_all task.
 
 
-@pytest.fixture
-def polling() -> Any:
-    return pytest.importorskip("django_tensorpix.polling")
-
-
-def test_refresh_action_polls_each_job_now(emulator, operator, polling):
+def test_refresh_action_polls_each_job_now(emulator, operator):
     job = submitted_url_job(emulator)
     unsent = services.enhance_from_url(URL, [1])
     emulator.advance(3600)
@@ -241,7 +235,7 @@ def test_refresh_action_polls_each_job_now(emulator, operator, polling):
     ]
 
 
-def test_refresh_button_on_the_job_page(emulator, operator, polling):
+def test_refresh_button_on_the_job_page(emulator, operator):
     job = submitted_url_job(emulator)
     emulator.advance(3600)
     url = reverse("admin:django_tensorpix_job_refresh", args=[job.pk])
@@ -253,10 +247,6 @@ def test_refresh_button_on_the_job_page(emulator, operator, polling):
 
 
 def test_sync_button_runs_the_full_sync_inline_and_reports(emulator, operator, settings):
-    from django_tensorpix import tasks
-
-    if not hasattr(tasks, "sync_all"):
-        pytest.skip("tasks.sync_all is not installed yet")
     settings.TENSORPIX = {**settings.TENSORPIX, "ADMIN_RUN_INLINE": True}
     emulator.seed_jobs(3)
     sync = reverse("admin:django_tensorpix_job_sync")
@@ -265,7 +255,8 @@ def test_sync_button_runs_the_full_sync_inline_and_reports(emulator, operator, s
     response = operator.post(sync, follow=True)
     assert Job.objects.count() == 3
     (message,) = said(response)
-    assert message.startswith("Synced from TensorPix:")
+    assert message.startswith("Synced from TensorPix: account default: ")
+    assert "3 jobs" in message
 
 
 def test_sync_button_needs_the_change_permission(emulator):

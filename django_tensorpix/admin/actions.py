@@ -3,8 +3,7 @@
 Every operation goes through :mod:`django_tensorpix.services` (submission, cancel,
 archive, clean-up), :mod:`django_tensorpix.polling` (refresh) or
 :mod:`django_tensorpix.tasks` (sync, archive in the background): the admin adds only
-permissions, confirmations and messages. Those modules are imported when an operation
-runs, so that the admin loads (and lists jobs) whatever is installed around it.
+permissions, confirmations and messages.
 
 Permissions: refresh, cancel, archive and delete-remote need the real ``change_job``
 permission; retrying a submission and enhancing a video need ``add_job`` (they spend
@@ -14,7 +13,6 @@ Credits). Cancel, delete-remote and retry ask for confirmation first.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
@@ -36,6 +34,16 @@ from django_tensorpix.conf import ImproperlyConfiguredAccount, tensorpix_setting
 from django_tensorpix.enums import JobStatus, SubmissionState
 from django_tensorpix.exceptions import TensorPixError
 from django_tensorpix.models import Job, Video
+from django_tensorpix.polling import refresh_job
+from django_tensorpix.services import (
+    archive_output,
+    cancel_job,
+    delete_remote_output,
+    delete_remote_video,
+    output_download_url,
+    retry_submission,
+)
+from django_tensorpix.tasks import archive_job_output, sync_all
 
 if TYPE_CHECKING:
     from django.urls import URLPattern
@@ -157,8 +165,6 @@ def describe_refreshed(job: Job) -> str:
 def refresh_jobs(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Job]
 ) -> None:
-    from django_tensorpix.polling import refresh_job
-
     jobs, skipped = split(queryset, queryset.filter(tensorpix_id__isnull=False))
     run_each(request, jobs, lambda job: describe_refreshed(refresh_job(job)))
     report_skipped(request, skipped, gettext("Not refreshed, not at TensorPix yet"))
@@ -187,8 +193,6 @@ def cancel_jobs(
     )
     if page is not None:
         return page
-    from django_tensorpix.services import cancel_job
-
     chosen, skipped = split(queryset, active)
     run_each(request, chosen, lambda job: describe_cancel(cancel_job(job)))
     report_skipped(request, skipped, gettext("Not canceled, not active or in flight"))
@@ -204,12 +208,8 @@ def archive_outputs(
         queryset.filter(status=JobStatus.FINISHED, output_video__isnull=False, archived_file=""),
     )
     if tensorpix_settings.ADMIN_RUN_INLINE:
-        from django_tensorpix.services import archive_output
-
         run_each(request, archivable, lambda job: done(archive_output(job), gettext("Archived")))
     else:
-        from django_tensorpix.tasks import archive_job_output
-
         run_each(
             request,
             archivable,
@@ -240,7 +240,6 @@ def delete_remote_outputs(
     )
     if page is not None:
         return page
-    from django_tensorpix.services import delete_remote_output
 
     def delete(job: Job) -> str:
         delete_remote_output(job)
@@ -276,8 +275,6 @@ def retry_submissions(
     )
     if page is not None:
         return page
-    from django_tensorpix.services import retry_submission
-
     chosen, skipped = split(queryset, retryable)
     run_each(
         request, chosen, lambda job: done(retry_submission(job), gettext("Submission retried"))
@@ -334,7 +331,6 @@ def delete_remote_videos(
     )
     if page is not None:
         return page
-    from django_tensorpix.services import delete_remote_video
 
     def delete(video: Video) -> str:
         delete_remote_video(video)
@@ -373,8 +369,6 @@ class JobViewsMixin:
 
     def download_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Redirect to a freshly signed URL of the output: stored presigned URLs expire."""
-        from django_tensorpix.services import output_download_url
-
         job = get_object_or_404(Job, pk=object_id)
         if not self.has_view_permission(request, job):
             raise PermissionDenied
@@ -393,8 +387,6 @@ class JobViewsMixin:
     def _refresh(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not self.has_operate_permission(request):
             raise PermissionDenied
-        from django_tensorpix.polling import refresh_job
-
         job = get_object_or_404(Job, pk=object_id)
         run_each(request, [job], lambda job: describe_refreshed(refresh_job(job)))
         return HttpResponseRedirect(self.change_url(job))
@@ -404,17 +396,10 @@ class JobViewsMixin:
         if not self.has_operate_permission(request):
             raise PermissionDenied
         if request.method == "POST":
-            # Issue 9's task, looked up when the button is used (see the module docstring).
-            sync_all: Any = import_module("django_tensorpix.tasks").sync_all
-
             try:
                 if tensorpix_settings.ADMIN_RUN_INLINE:
-                    result = sync_all()
-                    messages.success(
-                        request,
-                        gettext("Synced from TensorPix: %(result)s")
-                        % {"result": describe_sync(result)},
-                    )
+                    text, level = describe_sync(sync_all())
+                    messages.add_message(request, level, text)
                 else:
                     task = sync_all.delay()
                     messages.success(
@@ -442,16 +427,19 @@ class JobViewsMixin:
         return enhance_view(self, request)  # type: ignore[arg-type]
 
 
-def describe_sync(result: Any) -> str:
-    """What a sync did, from ``sync_all``'s result: counts per kind of object."""
-    if isinstance(result, dict):
-        parts = [f"{kind}: {describe_sync(value)}" for kind, value in result.items()]
-        return "; ".join(parts) or gettext("nothing to do")
-    counts = [
-        (gettext("created"), getattr(result, "created", None)),
-        (gettext("changed"), getattr(result, "changed", None)),
-        (gettext("unchanged"), getattr(result, "unchanged", None)),
-        (gettext("missing"), getattr(result, "missing", None)),
-    ]
-    shown = [f"{count} {label}" for label, count in counts if count is not None]
-    return ", ".join(shown) if shown else str(result)
+def describe_sync(report: dict[str, dict[str, int]]) -> tuple[str, int]:
+    """``sync_all``'s report (objects read per kind, per account) in words, and its level:
+    a warning when an account failed (``sync_all`` logs why and goes on with the others)."""
+    parts, level = [], messages.SUCCESS
+    for account, counts in report.items():
+        if counts:
+            read = ", ".join(f"{count} {kind}" for kind, count in counts.items())
+            parts.append(
+                gettext("account %(account)s: %(read)s") % {"account": account, "read": read}
+            )
+        else:
+            parts.append(
+                gettext("account %(account)s failed (see the logs)") % {"account": account}
+            )
+            level = messages.WARNING
+    return gettext("Synced from TensorPix: %(parts)s.") % {"parts": "; ".join(parts)}, level

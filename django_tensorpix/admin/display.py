@@ -64,10 +64,10 @@ SUBMISSION_STYLES = {
 }
 
 
-def job_state(job: Job, *, stalled: bool = False) -> tuple[str, str]:
+def job_state(job: Job) -> tuple[str, str]:
     """The label and style of a job's badge: its TensorPix status once known, else where
-    its submission stands. ``stalled`` (decided by the poller) overrides an active status.
-    """
+    its submission stands. "Stalled" (``stalled_at``, set by the poller) overrides an
+    active status."""
     if job.tensorpix_id is None or job.status is None:
         try:
             state = SubmissionState(job.submission_state)
@@ -75,7 +75,7 @@ def job_state(job: Job, *, stalled: bool = False) -> tuple[str, str]:
             return job.submission_state, "unknown"
         badge = SUBMISSION_BADGES.get(state, state.label)
         return str(badge), SUBMISSION_STYLES.get(state, "submission")
-    if stalled and not job.is_terminal:
+    if job.stalled_at is not None and not job.is_terminal:
         return gettext("Stalled"), "stalled"
     try:
         status = JobStatus(job.status)
@@ -84,8 +84,8 @@ def job_state(job: Job, *, stalled: bool = False) -> tuple[str, str]:
     return str(status.label), STATUS_STYLES[status]
 
 
-def status_badge(job: Job, *, stalled: bool = False) -> SafeString:
-    label, style = job_state(job, stalled=stalled)
+def status_badge(job: Job) -> SafeString:
+    label, style = job_state(job)
     title = label
     if job.status is None and job.submission_state in SubmissionState.values:
         title = SubmissionState(job.submission_state).label

@@ -37,7 +37,7 @@ class StatusFilter(admin.SimpleListFilter):
         if value == NOT_SUBMITTED:
             return queryset.filter(status__isnull=True)
         if value == STALLED:
-            return queryset.active().filter(tpx_stalled=True)  # type: ignore[attr-defined]
+            return queryset.active().filter(stalled_at__isnull=False)  # type: ignore[attr-defined]
         try:
             return queryset.filter(status=int(value))
         except ValueError:

@@ -15,8 +15,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
-from django.db.models.functions import Coalesce
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.urls import URLPattern, reverse
@@ -45,20 +44,6 @@ from django_tensorpix.models import (
     Video,
     status_label,
 )
-
-# The event kind the poller (django_tensorpix.polling) records when a job stays active past
-# its stall deadline; a stall only counts if it came after the job's last status change.
-STALLED_EVENT_KIND = "stalled"
-
-
-def stalled_annotation() -> Exists:
-    return Exists(
-        JobEvent.objects.filter(
-            job=OuterRef("pk"),
-            kind=STALLED_EVENT_KIND,
-            at__gte=Coalesce(OuterRef("status_changed_at"), OuterRef("local_created_at")),
-        )
-    )
 
 
 @dataclass
@@ -111,7 +96,7 @@ def event_entry(event: JobEvent) -> TimelineEntry:
     else:
         label = event.get_kind_display() if event.kind in JobEventKind.values else event.kind
         detail = " → ".join(value for value in (old, new) if value)
-        style = "stalled" if event.kind == STALLED_EVENT_KIND else "local"
+        style = "stalled" if event.kind == JobEventKind.STALLED else "local"
     if event.message:
         detail = f"{detail} · {event.message}" if detail else event.message
     return TimelineEntry(event.at, label, detail, style)
@@ -165,6 +150,8 @@ JOB_FIELDSETS: Any = (
                 "next_poll_at",
                 "poll_failures",
                 "poll_lease_until",
+                "poll_lease_owner",
+                "stalled_at",
                 ("missing_remote", "missing_since"),
                 "last_sync_error",
                 "remote_data_json",
@@ -273,7 +260,6 @@ class JobAdmin(JobViewsMixin, MirroredAdmin):
         return (
             super()
             .get_queryset(request)
-            .annotate(tpx_stalled=stalled_annotation())
             .prefetch_related(Prefetch("ml_models", queryset=MLModel.objects.only("name", "task")))
         )
 
@@ -306,7 +292,7 @@ class JobAdmin(JobViewsMixin, MirroredAdmin):
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, job: Job) -> SafeString:
-        return display.status_badge(job, stalled=getattr(job, "tpx_stalled", False))
+        return display.status_badge(job)
 
     @admin.display(description=_("progress"), ordering="processing_progress")
     def progress(self, job: Job) -> SafeString | str:
