@@ -400,3 +400,37 @@ def test_credits(value, text):
 def test_only_absolute_http_urls_reach_src_and_href(url_):
     assert display.safe_url(url_) is None
     assert display.thumbnail(url_, "x") == ""
+
+
+def test_an_error_quoting_the_key_shows_redacted_in_the_admin(admin_client, jobs):
+    # The admin shows what the client produced: a server that echoes the key in an error
+    # body must not get it onto an admin page through the stored error.
+    from django_tensorpix.client import TensorPixClient
+    from django_tensorpix.conf import Account
+    from django_tensorpix.exceptions import NotFound
+    from tests.test_client_safety import _start_host
+
+    finished = jobs["finished"]
+    host = _start_host()
+    try:
+        host.json(f"/api/jobs/{finished.tensorpix_id}/", {"detail": f"bad {SECRET}"}, 404)
+        client = TensorPixClient(Account("default", SECRET, host.url), max_retries=0)
+        with client, pytest.raises(NotFound) as caught:
+            client.get_job(finished.tensorpix_id)
+    finally:
+        host.server.shutdown()
+        host.server.server_close()
+    Job.objects.filter(pk=finished.pk).update(last_sync_error=str(caught.value))
+
+    page = admin_client.get(url(Job, "change", finished.pk))
+
+    assert "bad [redacted]" in page.text
+    assert SECRET not in page.text
+
+
+@pytest.mark.parametrize(("value", "errors"), [(True, []), (False, []), ("False", ["E050"])])
+def test_admin_run_inline_must_be_a_boolean(settings, value, errors):
+    from django_tensorpix.checks import check_admin_settings
+
+    settings.TENSORPIX = {**settings.TENSORPIX, "ADMIN_RUN_INLINE": value}
+    assert [str(message.id).split(".")[1] for message in check_admin_settings()] == errors
