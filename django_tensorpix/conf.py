@@ -54,8 +54,9 @@ DEFAULTS: dict[str, Any] = {
     "ARCHIVE_STORAGE": "default",
     "ARCHIVE_UPLOAD_TO": "tensorpix/%Y/%m/",
     # --- Hardening (issue 8): bounds on what one TensorPix answer may cost ---
-    # Seconds one API response may take in all, headers to last byte (READ_TIMEOUT only
-    # bounds each wait on the socket, so a server dripping a byte a second never hits it).
+    # Seconds reading one API response's body may take in all, from its headers to its
+    # last byte (READ_TIMEOUT only bounds each wait on the socket, so a server dripping a
+    # byte a second never hits it).
     "RESPONSE_TIMEOUT": 120.0,
     # Largest API response body read, in bytes after decompression; a larger one raises
     # ResponseTooLarge. A page of 100 jobs is a few hundred kilobytes.
@@ -112,6 +113,13 @@ DEFAULTS: dict[str, Any] = {
     "ARCHIVE_OUTPUTS": False,
     # After archiving, delete the output at TensorPix to free its storage quota.
     "DELETE_REMOTE_AFTER_ARCHIVE": False,
+    # --- REST API (django_tensorpix.api) ---
+    # Import paths of the DRF permission classes of every API view. The default lets
+    # users see and act on their own jobs and videos only, staff on all, and needs the
+    # add_job (add_video) model permission to create a job (upload a video).
+    "API_PERMISSION_CLASSES": ("django_tensorpix.api.permissions.IsOwnerOrStaff",),
+    # Show the raw TensorPix payload of jobs, videos and outputs as local.remote_data.
+    "API_EXPOSE_REMOTE_DATA": False,
     # Admin (issue 12).
     # When True, the admin's "Sync from TensorPix" button and "Archive output" action run
     # in the web request instead of as Celery tasks (for sites without a worker).

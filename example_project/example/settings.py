@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "django_tensorpix",
     "example",
 ]
@@ -87,4 +88,21 @@ CELERY_BEAT_SCHEDULE = beat_schedule()
 
 TENSORPIX: dict[str, object] = {
     # API_KEY and BASE_URL come from TENSORPIX_API_KEY / TENSORPIX_BASE_URL.
+}
+
+# The REST API at /api/tensorpix/, its OpenAPI schema at /api/schema/ and docs at /api/docs/.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {"tensorpix_job_create": "30/hour"},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "django-tensorpix example",
+    "DESCRIPTION": "TensorPix jobs and videos of this project, mirrored by django-tensorpix.",
+    "VERSION": "1.0.0",
 }
