@@ -128,6 +128,10 @@ DEFAULTS: dict[str, Any] = {
     "API_PERMISSION_CLASSES": ("django_tensorpix.api.permissions.IsOwnerOrStaff",),
     # Show the raw TensorPix payload of jobs, videos and outputs as local.remote_data.
     "API_EXPOSE_REMOTE_DATA": False,
+    # Admin (issue 12).
+    # When True, the admin's "Sync from TensorPix" button and "Archive output" action run
+    # in the web request instead of as Celery tasks (for sites without a worker).
+    "ADMIN_RUN_INLINE": False,
 }
 
 # Polling keys whose value must be a positive number, checked by tensorpix.E020.
@@ -245,6 +249,7 @@ class TensorPixSettings:
     SYNC_FAST_PATH: bool
     API_PERMISSION_CLASSES: tuple[str, ...] | list[str]
     API_EXPOSE_REMOTE_DATA: bool
+    ADMIN_RUN_INLINE: bool
 
     def __init__(self) -> None:
         self._cache: dict[str, Any] = {}
