@@ -1036,7 +1036,8 @@ def _archive(job: Job) -> None:
         if not url:
             raise NoOutput(f"TensorPix gave no download URL for {job}'s output.")
         with tempfile.TemporaryFile() as spool:
-            written = client.download(url, spool)
+            limit = expected if isinstance(expected, int) and expected >= 0 else None
+            written = client.download(url, spool, max_bytes=limit)
             if expected is not None and written != expected:
                 raise ArchiveIncomplete(
                     f"Downloaded {written} bytes of {job}'s output; TensorPix said {expected}."
