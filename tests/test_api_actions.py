@@ -286,7 +286,7 @@ def test_uploading_a_video_answers_202_and_the_task_uploads_it_after_commit(
     assert body["local"]["user"] == alice.pk
     assert not tensorpix_account.requests
     video = Video.objects.get(pk=body["id"])
-    assert video.local_file.storage.exists(video.local_file.name)
+    assert video.local_file.storage.exists(str(video.local_file.name))
 
     upload_video(video.pk)  # what the callback enqueued, run here
     assert len(callbacks) == 1
