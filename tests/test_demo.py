@@ -1,0 +1,111 @@
+"""The demo (``scripts/demo.sh``, the README's first command), run headless end to end.
+
+Real processes throughout: the emulator, a Celery worker with beat, the example project's
+commands on their own SQLite file. The demo's database does not depend on the suite's
+``DATABASE_URL``, so these run once, on the SQLite pass of ``scripts/test.sh``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "scripts" / "demo.py"
+EXPECTED = {
+    "Wedding film: 2x upscale + denoise, archived": "archived",
+    "Holiday clip (uploaded): face enhance": "finished",
+    "VHS tape: prettify + deinterlace, first 600 frames": "finished",
+    "Damaged reel: denoise (fails on purpose)": "failed",
+    "Drone shot: stabilization, canceled": "canceled",
+}
+STATUS = {"finished": 2, "archived": 2, "failed": -1, "canceled": -2}
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("DATABASE_URL", "sqlite").startswith("postgres"),
+    reason="the demo runs on its own SQLite file: once, on the SQLite pass, is enough",
+)
+
+
+def run_demo(workdir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, str(DEMO), "--no-server", "--until-done"]
+    command += ["--speed", "300", "--timeout", "240", "--workdir", str(workdir)]
+    return subprocess.run(  # noqa: S603
+        command,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=420,
+        check=False,
+    )
+
+
+def assert_every_job_ended_as_expected(workdir: Path) -> None:
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert {item["label"]: item["state"] for item in summary} == EXPECTED
+    # The database itself, read independently of the demo's own report.
+    with sqlite3.connect(workdir / "db.sqlite3") as database:
+        rows = dict(
+            database.execute("SELECT tensorpix_id, status FROM django_tensorpix_job").fetchall()
+        )
+        archived = {
+            tensorpix_id
+            for (tensorpix_id,) in database.execute(
+                "SELECT tensorpix_id FROM django_tensorpix_job WHERE archived_file != ''"
+            )
+        }
+    for item in summary:
+        assert rows[item["tensorpix_id"]] == STATUS[item["expected"]], item
+        assert (item["tensorpix_id"] in archived) == (item["expected"] == "archived"), item
+    (archive,) = (workdir / "media").rglob("*.mp4")
+    assert archive.stat().st_size >= 100
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of the running processes that mention ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command_line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in command_line:
+            found.append(command_line)
+    return found
+
+
+def test_headless_demo_brings_every_job_to_its_expected_state(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+
+    result = run_demo(workdir, CELERY_BROKER_URL="redis://127.0.0.1:6379/13")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All 5 demo jobs ended as expected." in result.stdout
+    assert [line for line in result.stdout.splitlines() if line.startswith("Broker: ")]
+    assert_every_job_ended_as_expected(workdir)
+    # Everything the demo started (worker, beat, emulator) is gone with it.
+    assert processes_mentioning(str(workdir)) == []
+
+
+def test_without_redis_the_demo_completes_on_the_embedded_broker(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    with_nothing = tmp_path / "bin"
+    with_nothing.mkdir()
+
+    # A broker URL nobody answers, and a PATH without redis-server.
+    result = run_demo(workdir, CELERY_BROKER_URL="redis://127.0.0.1:9/0", PATH=str(with_nothing))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    (broker_line,) = [line for line in result.stdout.splitlines() if line.startswith("Broker: ")]
+    assert "redis-server is not installed" in broker_line
+    assert "embedded" in broker_line
+    assert_every_job_ended_as_expected(workdir)
+    assert processes_mentioning(str(workdir)) == []
