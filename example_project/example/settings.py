@@ -78,6 +78,14 @@ TIME_ZONE = "UTC"
 STATIC_URL = "static/"
 MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", BASE_DIR / "media"))
 MEDIA_URL = "media/"
+# The example's receivers e-mail a job's owner when it finishes: printed, not sent.
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"example": {"level": "INFO", "handlers": ["console"]}},
+}
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 # The demo's queue is its own (CELERY_TASK_DEFAULT_QUEUE), so that a shared Redis never
