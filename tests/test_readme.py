@@ -92,3 +92,20 @@ def test_readme_example_runs(
             problems = [text for _, text in result.failures + result.errors]
             assert result.testsRun > 0
             assert not problems, "\n".join(problems)
+
+
+def documented_settings(text: str) -> set[str]:
+    """Keys named at the start of a definition-list term (````KEY```` ...) in the README."""
+    terms = [line for line in text.splitlines() if line.startswith("``")]
+    return {key for line in terms for key in re.findall(r"``([A-Z][A-Z0-9_]+)``", line)}
+
+
+def test_every_setting_is_documented_and_every_documented_setting_exists() -> None:
+    from django_tensorpix.conf import DEFAULTS
+
+    text = README.read_text(encoding="utf-8")
+    settings_section = text.split("\nSettings\n========\n", 1)[1].split("\n=====", 1)[0]
+    settings_section = settings_section.rsplit("\n", 1)[0]  # the next section's title
+
+    assert set(DEFAULTS) - documented_settings(text) == set()
+    assert documented_settings(settings_section) - set(DEFAULTS) == set()
