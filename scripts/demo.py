@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -167,25 +168,9 @@ def choose_broker(
     if server is not None:
         port = free_port()
         log = workdir / "redis.log"
-        processes.start(
-            "redis-server",
-            [
-                server,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-            ],
-            log,
-            env,
-            workdir,
-        )
+        options = shlex.split('--bind 127.0.0.1 --save "" --appendonly no')
+        command = [server, *options, "--port", str(port), "--dir", str(workdir)]
+        processes.start("redis-server", command, log, env, workdir)
         private = f"redis://127.0.0.1:{port}/0"
         wait_for("redis-server", lambda: redis_answers(private, 0.5), 15, log)
         env["CELERY_BROKER_URL"] = private
@@ -218,14 +203,27 @@ def http_answers(url: str) -> Callable[[], bool]:
     return ready
 
 
+MARKER = ".tensorpix-demo"
+
+
+def prepare_workdir(workdir: Path) -> Path:
+    """Empty the demo's folder (only one the demo made: it holds ``MARKER``) or create it."""
+    if workdir.exists() and any(workdir.iterdir()):
+        if not (workdir / MARKER).exists():
+            raise DemoError(
+                f"{workdir} is not empty and was not made by the demo: not touching it."
+            )
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / MARKER).touch()
+    return workdir
+
+
 def run(options: argparse.Namespace, processes: Processes, out: IO[str]) -> int:
     def say(line: str) -> None:
         print(line, file=out, flush=True)
 
-    workdir: Path = options.workdir.resolve()
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+    workdir = prepare_workdir(options.workdir.resolve())
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="example.settings",
@@ -241,6 +239,7 @@ def run(options: argparse.Namespace, processes: Processes, out: IO[str]) -> int:
         subprocess.run([*manage, *arguments], env=env, cwd=PROJECT, check=True)  # noqa: S603
 
     say(f"Demo folder: {workdir} (database, logs; recreated on each run)")
+    say("Migrating a fresh SQLite database…")
     manage_run("migrate", "--verbosity", "0")
     password = secrets.token_urlsafe(9)
     # The password goes through the environment, so it never shows in a process list.
@@ -262,54 +261,20 @@ def run(options: argparse.Namespace, processes: Processes, out: IO[str]) -> int:
     port = free_port(options.emulator_port)
     env["TENSORPIX_BASE_URL"] = f"http://127.0.0.1:{port}"
     emulator_log = workdir / "emulator.log"
-    processes.start(
-        "the emulator",
-        [
-            PYTHON,
-            "-m",
-            "django_tensorpix.testing",
-            "--port",
-            str(port),
-            "--api-key",
-            API_KEY,
-            "--speed",
-            str(options.speed),
-        ],
-        emulator_log,
-        env,
-        PROJECT,
-    )
+    emulator = ["-m", "django_tensorpix.testing", "--api-key", API_KEY, "--port", str(port)]
+    emulator += ["--speed", str(options.speed)]
+    processes.start("the emulator", [PYTHON, *emulator], emulator_log, env, PROJECT)
     wait_for("The emulator", log_contains(emulator_log, "listening on"), 30, emulator_log)
     say(f"TensorPix emulator: {env['TENSORPIX_BASE_URL']} (clock x{options.speed:g})")
 
     choose_broker(env, processes, workdir, say)
     worker_log = workdir / "celery.log"
-    processes.start(
-        "the Celery worker",
-        [
-            PYTHON,
-            "-m",
-            "celery",
-            "-A",
-            "example",
-            "worker",
-            "-B",
-            "--loglevel",
-            "info",
-            "--concurrency",
-            "2",
-            "--queues",
-            env["CELERY_TASK_DEFAULT_QUEUE"],
-            "--schedule",
-            str(workdir / "celerybeat-schedule"),
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-        ],
-        worker_log,
-        env,
-        PROJECT,
-    )
+    worker = ["-m", "celery", "-A", "example", "worker", "-B", "--loglevel", "info"]
+    worker += ["--concurrency", "2", "--queues", env["CELERY_TASK_DEFAULT_QUEUE"]]
+    worker += ["--schedule", str(workdir / "celerybeat-schedule")]
+    # Mingle, gossip and heartbeats are broadcasts between workers: there is one here.
+    worker += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+    processes.start("the Celery worker", [PYTHON, *worker], worker_log, env, PROJECT)
     say("Waiting for the Celery worker…")
     wait_for("The Celery worker", log_contains(worker_log, " ready."), 90, worker_log)
     say(f"Celery worker with beat: up (log: {worker_log})")
