@@ -9,4 +9,7 @@ class TensorPixConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_tensorpix import checks  # noqa: F401  (registers the system checks)
+        from django_tensorpix import (
+            checks,  # noqa: F401  (registers the system checks)
+            receivers,  # noqa: F401  (connects archive_on_finish)
+        )

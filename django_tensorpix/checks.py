@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from django_tensorpix.conf import DEFAULT_ACCOUNT, DEFAULTS, POSITIVE_NUMBERS, tensorpix_settings
 
@@ -132,3 +133,111 @@ def _check_accounts() -> list[CheckMessage]:
                 )
             )
     return messages
+
+
+# Submission settings (issue 10): tensorpix.E030-E039, W030-W039.
+SUBMISSION_FLAGS = ("DELETE_LOCAL_AFTER_UPLOAD", "ARCHIVE_OUTPUTS", "DELETE_REMOTE_AFTER_ARCHIVE")
+SUBMISSION_DELAYS = ("SUBMIT_GRACE_PERIOD", "RECONCILE_DELAY")
+CREDITS_LOW_ACTIONS = ("refuse", "warn")
+
+
+@register(Tags.compatibility)
+def check_submission_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if not isinstance(getattr(settings, "TENSORPIX", None) or {}, dict):
+        return []  # tensorpix.E002 says it
+    messages: list[CheckMessage] = []
+    alias = tensorpix_settings.UPLOAD_STORAGE
+    if alias not in settings.STORAGES:
+        messages.append(
+            Error(
+                f'TENSORPIX["UPLOAD_STORAGE"] names the storage {alias!r}, '
+                "which settings.STORAGES does not define.",
+                hint=f"Defined storages: {', '.join(sorted(settings.STORAGES))}.",
+                id="tensorpix.E030",
+            )
+        )
+    action = tensorpix_settings.CREDITS_LOW_ACTION
+    if action not in CREDITS_LOW_ACTIONS:
+        messages.append(
+            Error(
+                f'TENSORPIX["CREDITS_LOW_ACTION"] must be "refuse" or "warn", not {action!r}.',
+                id="tensorpix.E031",
+            )
+        )
+    if not _is_credits_amount(tensorpix_settings.CREDITS_MIN_BALANCE):
+        messages.append(
+            Error(
+                'TENSORPIX["CREDITS_MIN_BALANCE"] must be None or a number of Credits ≥ 0, '
+                f"not {tensorpix_settings.CREDITS_MIN_BALANCE!r}.",
+                hint='A string such as "50" keeps it exact.',
+                id="tensorpix.E032",
+            )
+        )
+    for key in SUBMISSION_DELAYS:
+        if not _is_number(getattr(tensorpix_settings, key), minimum=0):
+            messages.append(
+                Error(
+                    f'TENSORPIX["{key}"] must be a number of seconds ≥ 0.',
+                    hint=f"The default is {DEFAULTS[key]!r}.",
+                    id="tensorpix.E033",
+                )
+            )
+    lease = tensorpix_settings.SUBMIT_LEASE
+    request_time = _request_time()
+    if not _is_number(lease, minimum=0) or (request_time is not None and lease <= request_time):
+        messages.append(
+            Error(
+                f'TENSORPIX["SUBMIT_LEASE"] ({lease!r}) must be a number of seconds longer '
+                "than CONNECT_TIMEOUT + READ_TIMEOUT: a create request must end while its "
+                "worker holds the source.",
+                hint=f"The default is {DEFAULTS['SUBMIT_LEASE']!r}.",
+                id="tensorpix.E034",
+            )
+        )
+    pages = tensorpix_settings.RECONCILE_MAX_PAGES
+    if isinstance(pages, bool) or not isinstance(pages, int) or pages < 1:
+        messages.append(
+            Error(
+                f'TENSORPIX["RECONCILE_MAX_PAGES"] must be a whole number ≥ 1, not {pages!r}.',
+                id="tensorpix.E035",
+            )
+        )
+    messages += [
+        Error(f'TENSORPIX["{key}"] must be True or False.', id="tensorpix.E036")
+        for key in SUBMISSION_FLAGS
+        if not isinstance(getattr(tensorpix_settings, key), bool)
+    ]
+    delay = tensorpix_settings.RECONCILE_DELAY
+    if request_time is not None and _is_number(delay, minimum=0) and delay < request_time:
+        messages.append(
+            Warning(
+                f'TENSORPIX["RECONCILE_DELAY"] ({delay}s) is shorter than CONNECT_TIMEOUT + '
+                f"READ_TIMEOUT ({request_time}s): a create request still under way at "
+                "TensorPix could be missed, and the job sent twice.",
+                id="tensorpix.W030",
+            )
+        )
+    return messages
+
+
+def _is_number(value: Any, *, minimum: float) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and value >= minimum
+
+
+def _is_credits_amount(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        return False
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return False
+    return amount.is_finite() and amount >= 0
+
+
+def _request_time() -> float | None:
+    timeouts = (tensorpix_settings.CONNECT_TIMEOUT, tensorpix_settings.READ_TIMEOUT)
+    if all(_is_number(value, minimum=0) for value in timeouts):
+        return float(sum(timeouts))
+    return None

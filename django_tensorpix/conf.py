@@ -51,6 +51,33 @@ DEFAULTS: dict[str, Any] = {
     # upload_to pattern (strftime) of archived files inside it.
     "ARCHIVE_STORAGE": "default",
     "ARCHIVE_UPLOAD_TO": "tensorpix/%Y/%m/",
+    # Submission (issue 10): creating, cancelling, archiving and deleting from Django.
+    # Alias in settings.STORAGES keeping local copies of files to enhance (a Celery worker
+    # uploads them from there after the web request ended), and their upload_to pattern.
+    "UPLOAD_STORAGE": "default",
+    "UPLOAD_UPLOAD_TO": "tensorpix/inputs/%Y/%m/",
+    # Delete the local copy once TensorPix has the file (the Video row is kept).
+    "DELETE_LOCAL_AFTER_UPLOAD": False,
+    # Seconds after which the periodic submit_pending_jobs re-drives a job still pending
+    # or submitting (its Celery message may have been lost, or its worker killed).
+    "SUBMIT_GRACE_PERIOD": 120.0,
+    # Seconds after a create request whose answer was lost before the job list is searched
+    # for what it created; longer than READ_TIMEOUT, so the request has surely ended.
+    "RECONCILE_DELAY": 60.0,
+    # Most pages of the job (or video) list read while reconciling; the list has no
+    # documented order, so it is read whole. Past this, the job stays uncertain.
+    "RECONCILE_MAX_PAGES": 50,
+    # How long one worker may hold a source (a URL or an uploaded video) while submitting.
+    "SUBMIT_LEASE": 300.0,
+    # Credits balance below which a submission refuses (or warns, per CREDITS_LOW_ACTION)
+    # and sends credits_low; None reads no balance.
+    "CREDITS_MIN_BALANCE": None,
+    # "refuse": the job ends rejected with a clear message; "warn": it is submitted anyway.
+    "CREDITS_LOW_ACTION": "refuse",
+    # Copy each finished output into ARCHIVE_STORAGE (a Celery task on job_finished).
+    "ARCHIVE_OUTPUTS": False,
+    # After archiving, delete the output at TensorPix to free its storage quota.
+    "DELETE_REMOTE_AFTER_ARCHIVE": False,
 }
 
 # Keys whose value must be a positive number, checked by tensorpix.E004.

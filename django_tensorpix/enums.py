@@ -104,9 +104,27 @@ class SubmissionState(models.TextChoices):
     UNCERTAIN = "uncertain", "Outcome unknown, reconciling"
     SUBMITTED = "submitted", "Known to TensorPix"
     REJECTED = "rejected", "Refused by TensorPix"
+    # Canceled locally before anything was sent to TensorPix.
+    WITHDRAWN = "withdrawn", "Canceled before submission"
 
 
 class JobEventKind(models.TextChoices):
     STATUS = "status", "Status changed"
     SUBMISSION = "submission", "Submission step"
     MISSING_REMOTE = "missing_remote", "No longer listed by TensorPix"
+    CANCEL = "cancel", "Cancel requested"
+    ARCHIVE = "archive", "Output archived"
+
+
+class CancelOutcome(models.TextChoices):
+    """What asking TensorPix to stop a job achieved (``services.cancel_job``)."""
+
+    CANCELED = "canceled", "Canceled"
+    # 409, or a 404/409 answering a retried DELETE whose first answer was lost: done.
+    ALREADY_CANCELED = "already_canceled", "Already canceled"
+    # 500: TensorPix says the job is still running and cannot be stopped now.
+    NOT_STOPPED = "not_stopped", "Still running, could not be stopped now"
+    # 400: the job already ended (finished or failed).
+    ALREADY_ENDED = "already_ended", "Already ended"
+    # Never sent: canceled locally before submission.
+    WITHDRAWN = "withdrawn", "Canceled before submission"

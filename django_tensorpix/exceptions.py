@@ -99,3 +99,27 @@ class MalformedPayload(TensorPixError, ValueError):
         super().__init__(message)
         self.object_type = object_type
         self.field = field
+
+
+# Submission (django_tensorpix.services).
+
+
+class CreditsTooLow(TensorPixError):
+    """The Credits balance is below ``CREDITS_MIN_BALANCE`` and the setting says refuse."""
+
+    def __init__(self, message: str, *, balance: Any = None, threshold: Any = None) -> None:
+        super().__init__(message)
+        self.balance = balance
+        self.threshold = threshold
+
+
+class NotCancelable(TensorPixError):
+    """The job cannot be canceled now: its create request may be on its way to TensorPix."""
+
+
+class NoOutput(TensorPixError, LookupError):
+    """The job has no output to download or archive (not finished, or deleted remotely)."""
+
+
+class ArchiveIncomplete(TensorPixError):
+    """The downloaded output's size differs from the size TensorPix reported for it."""

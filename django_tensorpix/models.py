@@ -65,6 +65,19 @@ def archive_upload_to(instance: Job, filename: str) -> str:
     return timezone.now().strftime(tensorpix_settings.ARCHIVE_UPLOAD_TO) + filename
 
 
+def upload_storage() -> Storage:
+    """The storage holding local copies of files to enhance, named by ``UPLOAD_STORAGE``.
+
+    A callable, so migrations do not change with settings.
+    """
+    return storages[tensorpix_settings.UPLOAD_STORAGE]
+
+
+def upload_upload_to(instance: Video, filename: str) -> str:
+    """``TENSORPIX["UPLOAD_UPLOAD_TO"]`` (strftime pattern) followed by the file's name."""
+    return timezone.now().strftime(tensorpix_settings.UPLOAD_UPLOAD_TO) + filename
+
+
 class TensorPixObject(models.Model):
     """What every mirrored TensorPix object has: its account, its id and the last payload.
 
@@ -156,6 +169,17 @@ class Video(TensorPixObject):
     bit_depth = models.IntegerField(null=True, blank=True)
     chroma_subsampling = nullable_text()
     color_space = nullable_text()
+
+    # Local: a file to enhance, kept in the host's storage until TensorPix has it.
+    local_file = models.FileField(
+        storage=upload_storage, upload_to=upload_upload_to, max_length=500, blank=True
+    )
+    upload_attempted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the upload request was last sent."
+    )
+    remote_deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When this input was deleted at TensorPix from here."
+    )
 
     class Meta(TensorPixObject.Meta):
         ordering = ("-created_at", "-id")
@@ -432,3 +456,28 @@ def status_label(stored: str) -> str:
         return str(JobStatus(int(stored)).label)
     except ValueError:
         return stored
+
+
+class SubmissionLock(models.Model):
+    """One source being submitted (a video URL, or an uploaded video): a lease row.
+
+    Submissions of the same source are serialised by claiming ``held_until`` with a
+    conditional ``UPDATE``, so two create requests whose answers were lost cannot both be
+    reconciled (and resent) at once. A lease rather than a row lock: the submission commits
+    its state before the request leaves, and a killed worker's lease simply expires.
+    """
+
+    account = models.CharField(max_length=100, default=DEFAULT_ACCOUNT)
+    source = models.CharField(max_length=100, help_text="url:<sha256> or video:<local pk>.")
+    held_until = models.DateTimeField(null=True, blank=True)
+    holder = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(
+                fields=["account", "source"], name="tensorpix_submissionlock_unique_source"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.account}:{self.source}"

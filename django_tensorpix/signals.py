@@ -18,3 +18,13 @@ job_status_changed = Signal()
 job_finished = Signal()
 job_failed = Signal()
 job_canceled = Signal()
+
+# Submission (django_tensorpix.services), sent on commit like the signals above.
+# job_submit_failed: TensorPix refused the job (or the local Credits threshold did); it
+# ends ``rejected`` and is never retried. Arguments: ``job``, ``message``.
+job_submit_failed = Signal()
+# credits_low: the balance read before a submission is below CREDITS_MIN_BALANCE.
+# ``sender=Job``; arguments ``account`` (alias), ``balance`` and ``threshold`` (Decimals).
+credits_low = Signal()
+# job_archived: a finished job's output was copied to ARCHIVE_STORAGE. Argument ``job``.
+job_archived = Signal()

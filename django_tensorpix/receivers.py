@@ -1,0 +1,26 @@
+"""Signal receivers of django-tensorpix itself, connected in ``AppConfig.ready``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.dispatch import receiver
+
+from django_tensorpix import signals
+from django_tensorpix.conf import tensorpix_settings
+
+logger = logging.getLogger(__name__)
+
+
+@receiver(signals.job_finished, dispatch_uid="django_tensorpix.archive_on_finish")
+def archive_finished_output(sender: Any, job: Any, **kwargs: Any) -> None:
+    """With ``ARCHIVE_OUTPUTS``, archive each finished job's output in a Celery task."""
+    if not tensorpix_settings.ARCHIVE_OUTPUTS:
+        return
+    from django_tensorpix import tasks
+
+    try:
+        tasks.archive_job_output.delay(job.pk)
+    except Exception as error:
+        logger.warning("Could not enqueue archiving %s (%s).", job, type(error).__name__)
