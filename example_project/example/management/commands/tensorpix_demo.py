@@ -1,32 +1,35 @@
 """Submit the demo's jobs and show each one's progress until all have ended.
 
 ``scripts/demo.sh`` runs this once the emulator, the Celery worker and the server are up.
-The jobs vary in source (a URL, an uploaded file), AI filters and options; one is made to
-fail (the emulator fails any job whose URL or file name contains "fail"), one is canceled
-while it runs and one has its output archived into the project's storage. The command
-exits non-zero unless every job reached the state it was meant to, so the headless demo
-doubles as an end-to-end test. ``--summary FILE`` writes what happened as JSON.
+Jobs are created the way a host project creates them, with ``django_tensorpix.services``:
+the rows are written here and the Celery worker submits them. They vary in source (a URL,
+an uploaded file), AI filters and options; one is made to fail (the emulator fails any
+job whose URL or file name contains "fail"), one is canceled once TensorPix has it
+(``services.cancel_job``) and one has its output archived into the project's storage
+(``services.archive_output``). The command exits non-zero unless every job reached the
+state it was meant to, so the headless demo doubles as an end-to-end test.
+``--summary FILE`` writes what happened as JSON.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.core.files.base import ContentFile
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 
+from django_tensorpix import services
 from django_tensorpix.client import TensorPixClient
-from django_tensorpix.enums import JobStatus, Task
+from django_tensorpix.enums import JobStatus, SubmissionState
 from django_tensorpix.exceptions import TensorPixError
-from django_tensorpix.models import Job, MLModel
-from django_tensorpix.sync import sync_job, sync_ml_models
+from django_tensorpix.models import Job
+from django_tensorpix.sync import sync_job
 
 FINISHED, FAILED, CANCELED, ARCHIVED = "finished", "failed", "canceled", "archived"
 
@@ -37,7 +40,7 @@ class DemoJob:
 
     label: str
     source: str  # a URL, or the name of a file to upload
-    tasks: tuple[int, ...]  # the first AI filter of each task is used
+    ml_models: tuple[str, ...]  # AI filters, by name
     options: dict[str, Any] = field(default_factory=dict)
     expect: str = FINISHED
 
@@ -50,32 +53,32 @@ PLAN = (
     DemoJob(
         "Wedding film: 2x upscale + denoise, archived",
         "https://media.example.com/wedding-720p.mp4",
-        (Task.SUPER_RESOLUTION, Task.DENOISE),
+        ("200% AI Upscale", "AI Denoise"),
         {"codec": "libx265", "output_resolution": 2560},
         expect=ARCHIVED,
     ),
     DemoJob(
         "Holiday clip (uploaded): face enhance",
         "holiday-720p.mp4",
-        (Task.FACE_ENHANCE,),
+        ("Face Enhance",),
         {"container": "mov"},
     ),
     DemoJob(
         "VHS tape: prettify + deinterlace, first 600 frames",
         "https://media.example.com/family-vhs-480p.mp4",
-        (Task.VHS_PRETTIFY, Task.DEINTERLACE),
+        ("VHS Prettify", "Deinterlace"),
         {"start_frame": 0, "end_frame": 600},
     ),
     DemoJob(
         "Damaged reel: denoise (fails on purpose)",
         "https://media.example.com/fail-damaged-reel-720p.mp4",
-        (Task.DENOISE,),
+        ("AI Denoise Strong",),
         expect=FAILED,
     ),
     DemoJob(
         "Drone shot: stabilization, canceled",
         "https://media.example.com/drone-1080p.mp4",
-        (Task.STABILIZATION,),
+        ("AI Stabilization",),
         expect=CANCELED,
     ),
 )
@@ -96,10 +99,12 @@ class Command(BaseCommand):
         parser.add_argument("--summary", type=Path, help="write the outcome as JSON here")
 
     def handle(self, *args: Any, timeout: float, summary: Path | None, **options: Any) -> None:
+        owner = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
         try:
-            with TensorPixClient.for_account() as client:
-                jobs = self.submit_all(client)
-                self.watch(client, jobs, timeout)
+            with tempfile.TemporaryDirectory() as sources:
+                jobs = {demo_job: self.submit(demo_job, owner, Path(sources)) for demo_job in PLAN}
+            self.stdout.write(f"Created {len(jobs)} jobs; the Celery worker submits them.")
+            self.watch(jobs, timeout)
         except TensorPixError as error:
             raise CommandError(f"TensorPix: {error}") from error
         outcome = self.outcome(jobs)
@@ -111,86 +116,50 @@ class Command(BaseCommand):
             raise CommandError(f"Not as expected: {labels}.")
         self.stdout.write(self.style.SUCCESS(f"All {len(outcome)} demo jobs ended as expected."))
 
-    # Submitting
-
-    def submit_all(self, client: TensorPixClient) -> dict[DemoJob, Job]:
-        for page in client.iter_ml_model_pages():
-            sync_ml_models(page)
-        jobs = {}
-        for demo_job in PLAN:
-            job = self.submit(client, demo_job)
-            jobs[demo_job] = job
-            self.stdout.write(f"Submitted job {job.tensorpix_id}: {demo_job.label}")
-        for demo_job, job in jobs.items():
-            if demo_job.expect == CANCELED:
-                assert job.tensorpix_id is not None
-                client.cancel_job(job.tensorpix_id)
-                jobs[demo_job] = sync_job(client.get_job(job.tensorpix_id))
-                self.stdout.write(f"Canceled job {job.tensorpix_id}")
-        return jobs
-
-    def submit(self, client: TensorPixClient, demo_job: DemoJob) -> Job:
-        filters = [self.first_filter(task) for task in demo_job.tasks]
-        options: Any = demo_job.options
+    def submit(self, demo_job: DemoJob, owner: Any, sources: Path) -> Job:
+        """Create the job as a host would; the worker submits it once this commits."""
         if demo_job.uploaded:
-            video = client.upload_video(io.BytesIO(b"\x00" * 300_000), demo_job.source)
-            while client.get_video(video["id"])["file"] is None:
-                time.sleep(0.2)
-            created: dict[str, Any] = dict(
-                client.create_job(input_video=video["id"], ml_models=filters, **options)
-            )
-        else:
-            created = dict(
-                client.create_job_from_url(video_url=demo_job.source, ml_models=filters, **options)
-            )
-        return sync_job(client.get_job(created["id"]))
+            path = sources / demo_job.source
+            path.write_bytes(b"\x00" * 300_000)  # the emulator takes any bytes as a video
+            return services.enhance_file(path, demo_job.ml_models, user=owner, **demo_job.options)
+        return services.enhance_from_url(
+            demo_job.source, demo_job.ml_models, user=owner, **demo_job.options
+        )
 
-    def first_filter(self, task: int) -> int:
-        ml_model = MLModel.objects.filter(task=task).order_by("tensorpix_id").first()
-        if ml_model is None:
-            raise CommandError(f"TensorPix offers no {Task(task).label} filter.")
-        return ml_model.tensorpix_id
-
-    # Watching
-
-    def watch(self, client: TensorPixClient, jobs: dict[DemoJob, Job], timeout: float) -> None:
-        """Keep the jobs in sync and redraw their progress until every one is done."""
+    def watch(self, jobs: dict[DemoJob, Job], timeout: float) -> None:
+        """Redraw the jobs' progress until every one is done; cancel and archive on the way."""
         display = ProgressDisplay(self.stdout, live=sys.stdout.isatty())
         deadline = time.monotonic() + timeout
-        while True:
-            for demo_job, job in jobs.items():
-                if job.is_active and job.tensorpix_id is not None:
-                    jobs[demo_job] = job = sync_job(client.get_job(job.tensorpix_id))
-                if demo_job.expect == ARCHIVED and job.status == JobStatus.FINISHED:
-                    self.archive(client, job)
-            display.show(jobs)
-            if all(self.done(demo_job, job) for demo_job, job in jobs.items()):
-                return
-            if time.monotonic() > deadline:
-                raise CommandError(f"Demo jobs still running after {timeout:.0f} s.")
-            time.sleep(0.5)
-
-    def archive(self, client: TensorPixClient, job: Job) -> None:
-        if job.archived_file or job.output_video is None or not job.output_video.file:
-            return
-        target = io.BytesIO()
-        client.download(job.output_video.file, target)
-        job.archived_file.save(f"job-{job.tensorpix_id}.mp4", ContentFile(target.getvalue()))
-        job.archived_at = timezone.now()
-        job.save(update_fields=["archived_file", "archived_at"])
+        with TensorPixClient.for_account() as client:
+            while True:
+                for demo_job, job in jobs.items():
+                    job.refresh_from_db()
+                    if job.is_active and job.tensorpix_id is not None:
+                        job = sync_job(client.get_job(job.tensorpix_id))
+                    if demo_job.expect == CANCELED and job.is_active:
+                        services.cancel_job(job)
+                    if demo_job.expect == ARCHIVED and job.status == JobStatus.FINISHED:
+                        job = services.archive_output(job)
+                    jobs[demo_job] = job
+                display.show(jobs)
+                if all(self.done(demo_job, job) for demo_job, job in jobs.items()):
+                    return
+                if time.monotonic() > deadline:
+                    raise CommandError(f"Demo jobs still running after {timeout:.0f} s.")
+                time.sleep(0.5)
 
     @staticmethod
     def done(demo_job: DemoJob, job: Job) -> bool:
         if demo_job.expect == ARCHIVED and job.status == JobStatus.FINISHED:
             return bool(job.archived_file)
-        return job.is_terminal
+        return job.is_terminal or job.submission_state == SubmissionState.REJECTED
 
     @staticmethod
     def state(job: Job) -> str:
         if job.archived_file:
             return ARCHIVED
         if job.status is None:
-            return "not submitted"
+            return str(job.get_submission_state_display()).lower()
         return str(job.get_status_display()).lower()
 
     def outcome(self, jobs: dict[DemoJob, Job]) -> list[dict[str, Any]]:
