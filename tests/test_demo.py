@@ -54,17 +54,17 @@ def assert_every_job_ended_as_expected(workdir: Path) -> None:
         rows = dict(
             database.execute("SELECT tensorpix_id, status FROM django_tensorpix_job").fetchall()
         )
-        archived = {
-            tensorpix_id
-            for (tensorpix_id,) in database.execute(
-                "SELECT tensorpix_id FROM django_tensorpix_job WHERE archived_file != ''"
-            )
-        }
+        archived = dict(
+            database.execute(
+                "SELECT tensorpix_id, archived_file FROM django_tensorpix_job"
+                " WHERE archived_file != ''"
+            ).fetchall()
+        )
     for item in summary:
         assert rows[item["tensorpix_id"]] == STATUS[item["expected"]], item
         assert (item["tensorpix_id"] in archived) == (item["expected"] == "archived"), item
-    (archive,) = (workdir / "media").rglob("*.mp4")
-    assert archive.stat().st_size >= 100
+    (archived_file,) = archived.values()
+    assert (workdir / "media" / archived_file).stat().st_size >= 100
 
 
 def processes_mentioning(text: str) -> list[str]:
