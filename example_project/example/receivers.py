@@ -38,7 +38,7 @@ def email_owner_on_finish(sender: type[Job], job: Job, created: bool, **kwargs: 
 def log_status_changes(
     sender: type[Job], instance: Job, created: bool, update_fields: Any, **kwargs: Any
 ) -> None:
-    """Log a job's status whenever a save touched it (like any Django post_save receiver)."""
-    if update_fields is not None and "status" not in update_fields:
-        return
-    logger.info("%s: %s", instance, instance.get_status_display() or "not submitted")
+    """Log a job's status whenever a save changed it (like any Django post_save receiver)."""
+    if instance.status is None or (update_fields is not None and "status" not in update_fields):
+        return  # not at TensorPix yet, or a save that left the status alone
+    logger.info("%s: %s", instance, instance.get_status_display())

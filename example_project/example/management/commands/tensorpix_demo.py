@@ -207,10 +207,10 @@ class ProgressDisplay:
     def line(demo_job: DemoJob, job: Job, *, live: bool) -> str:
         state = Command.state(job)
         if not live:
-            return f"  {state:<13} {demo_job.label}"
+            return f"  {state:<24} {demo_job.label}"
         progress = job.processing_progress or 0.0
         if job.status == JobStatus.FINISHED:
             progress = 1.0
         bar = "#" * round(progress * 20)
         eta = f" eta {job.eta_s:.0f}s" if job.is_active and job.eta_s else ""
-        return f"  [{bar:<20}] {progress:4.0%} {state:<13}{eta:<10} {demo_job.label}"
+        return f"  [{bar:<20}] {progress:4.0%} {state:<24}{eta:<10} {demo_job.label}"
