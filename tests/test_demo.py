@@ -7,12 +7,15 @@ commands on their own SQLite file. The demo's database does not depend on the su
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +30,7 @@ EXPECTED = {
 }
 STATUS = {"finished": 2, "archived": 2, "failed": -1, "canceled": -2}
 
-pytestmark = pytest.mark.skipif(
+on_sqlite_pass_only = pytest.mark.skipif(
     os.environ.get("DATABASE_URL", "sqlite").startswith("postgres"),
     reason="the demo runs on its own SQLite file: once, on the SQLite pass, is enough",
 )
@@ -82,6 +85,7 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
+@on_sqlite_pass_only
 def test_headless_demo_brings_every_job_to_its_expected_state(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
 
@@ -95,6 +99,7 @@ def test_headless_demo_brings_every_job_to_its_expected_state(tmp_path: Path) ->
     assert processes_mentioning(str(workdir)) == []
 
 
+@on_sqlite_pass_only
 def test_without_redis_the_demo_completes_on_the_embedded_broker(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
     with_nothing = tmp_path / "bin"
@@ -109,3 +114,31 @@ def test_without_redis_the_demo_completes_on_the_embedded_broker(tmp_path: Path)
     assert "embedded" in broker_line
     assert_every_job_ended_as_expected(workdir)
     assert processes_mentioning(str(workdir)) == []
+
+
+def load_demo_module() -> Any:
+    spec = importlib.util.spec_from_file_location("demo_script", DEMO)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server on PATH")
+def test_without_a_reachable_redis_the_demo_starts_its_own_and_stops_it(tmp_path: Path) -> None:
+    demo = load_demo_module()
+    processes = demo.Processes()
+    said: list[str] = []
+    env = {**os.environ, "CELERY_BROKER_URL": "redis://127.0.0.1:9/0"}
+    try:
+        demo.choose_broker(env, processes, tmp_path, said.append)
+        private = env["CELERY_BROKER_URL"]
+        assert private != "redis://127.0.0.1:9/0"
+        assert demo.redis_answers(private)
+        assert said == [
+            f"Broker: redis://127.0.0.1:9/0 did not answer; a private redis-server on {private}."
+        ]
+    finally:
+        processes.stop_all()
+    assert not demo.redis_answers(private)
