@@ -9,7 +9,13 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from django_tensorpix.conf import DEFAULT_ACCOUNT, DEFAULTS, POSITIVE_NUMBERS, tensorpix_settings
+from django_tensorpix.conf import (
+    DEFAULT_ACCOUNT,
+    DEFAULTS,
+    POLL_POSITIVE_NUMBERS,
+    POSITIVE_NUMBERS,
+    tensorpix_settings,
+)
 
 HINT_SETTINGS = "See the settings reference in django-tensorpix's README."
 # Plain http is fine for an emulator on this machine, never for a remote host.
@@ -38,6 +44,7 @@ def check_tensorpix_settings(app_configs: Any = None, **kwargs: Any) -> list[Che
         )
     messages += _check_numbers()
     messages += _check_archive_storage()
+    messages += _check_polling()
     accounts_setting = tensorpix_settings.ACCOUNTS
     if not isinstance(accounts_setting, dict) or not all(
         isinstance(options, dict) for options in accounts_setting.values()
@@ -132,6 +139,78 @@ def _check_accounts() -> list[CheckMessage]:
                     id="tensorpix.E007",
                 )
             )
+    return messages
+
+
+def _is_real(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float)
+
+
+def _check_polling() -> list[CheckMessage]:
+    """The polling settings (tensorpix.E020-E025): each one a number that makes sense."""
+    messages: list[CheckMessage] = []
+    bad = set()
+    for key in POLL_POSITIVE_NUMBERS:
+        value = getattr(tensorpix_settings, key)
+        if not _is_real(value) or value <= 0:
+            bad.add(key)
+            messages.append(
+                Error(
+                    f'TENSORPIX["{key}"] must be a positive number, not {value!r}.',
+                    hint=f"The default is {DEFAULTS[key]!r}.",
+                    id="tensorpix.E020",
+                )
+            )
+    if isinstance(tensorpix_settings.POLL_BATCH_SIZE, float):
+        messages.append(
+            Error(
+                'TENSORPIX["POLL_BATCH_SIZE"] must be a whole number.',
+                hint=f"The default is {DEFAULTS['POLL_BATCH_SIZE']!r}.",
+                id="tensorpix.E020",
+            )
+        )
+    jitter = tensorpix_settings.POLL_JITTER
+    if not _is_real(jitter) or not 0 <= jitter < 1:
+        messages.append(
+            Error(
+                f'TENSORPIX["POLL_JITTER"] must be a fraction from 0 to below 1, not {jitter!r}.',
+                hint="0.1 spreads each wait by ±10 %.",
+                id="tensorpix.E021",
+            )
+        )
+    floor, ceiling = tensorpix_settings.POLL_MIN_INTERVAL, tensorpix_settings.POLL_MAX_INTERVAL
+    if not {"POLL_MIN_INTERVAL", "POLL_MAX_INTERVAL"} & bad and floor > ceiling:
+        messages.append(
+            Error(
+                f'TENSORPIX["POLL_MIN_INTERVAL"] ({floor!r}) is above '
+                f'TENSORPIX["POLL_MAX_INTERVAL"] ({ceiling!r}).',
+                hint="The floor of the polling interval must not exceed its ceiling.",
+                id="tensorpix.E022",
+            )
+        )
+    lease = tensorpix_settings.POLL_LEASE
+    timeouts = (tensorpix_settings.CONNECT_TIMEOUT, tensorpix_settings.READ_TIMEOUT)
+    request_time = sum(timeouts) if all(_is_real(value) for value in timeouts) else 0
+    if "POLL_LEASE" not in bad and lease <= request_time:
+        messages.append(
+            Error(
+                f'TENSORPIX["POLL_LEASE"] ({lease!r} s) does not outlast one request '
+                f"(CONNECT_TIMEOUT + READ_TIMEOUT = {request_time!r} s).",
+                hint="A lease that runs out mid-refresh lets a second worker poll the same "
+                "jobs; make it several times the request timeouts.",
+                id="tensorpix.E023",
+            )
+        )
+    stall_after = tensorpix_settings.POLL_STALL_AFTER
+    if not {"POLL_STALL_AFTER", "POLL_MAX_INTERVAL"} & bad and stall_after <= ceiling:
+        messages.append(
+            Error(
+                f'TENSORPIX["POLL_STALL_AFTER"] ({stall_after!r} s) must exceed '
+                f'TENSORPIX["POLL_MAX_INTERVAL"] ({ceiling!r} s).',
+                hint="A job is stalled after hours, not after one polling interval.",
+                id="tensorpix.E024",
+            )
+        )
     return messages
 
 

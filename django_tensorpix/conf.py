@@ -51,6 +51,31 @@ DEFAULTS: dict[str, Any] = {
     # upload_to pattern (strftime) of archived files inside it.
     "ARCHIVE_STORAGE": "default",
     "ARCHIVE_UPLOAD_TO": "tensorpix/%Y/%m/",
+    # -- Polling (django_tensorpix.polling, the Celery tasks and tensorpix_poll) ------
+    # Seconds between polls of a job In Queue (or in a status this version does not know).
+    "POLL_QUEUED_INTERVAL": 30.0,
+    # Floor and ceiling, in seconds, of the wait between two polls of a Processing job,
+    # which is otherwise a share of the time it is expected to need (eta_s, progress).
+    "POLL_MIN_INTERVAL": 2.0,
+    "POLL_MAX_INTERVAL": 300.0,
+    # Random spread of every wait, as a fraction (0.1: ±10 %), so jobs started together
+    # are not polled together forever.
+    "POLL_JITTER": 0.1,
+    # A job still active this many seconds after TensorPix started it is marked stalled
+    # (an event and the job_stalled signal), then polled every POLL_STALLED_INTERVAL.
+    "POLL_STALL_AFTER": 12 * 3600.0,
+    "POLL_STALLED_INTERVAL": 3600.0,
+    # Seconds a worker holds the jobs it claimed: a worker killed mid-refresh delays its
+    # jobs by at most this. Must outlast a request (CONNECT_TIMEOUT + READ_TIMEOUT).
+    "POLL_LEASE": 120.0,
+    # Most jobs one sweep claims; the rest wait for the next sweep.
+    "POLL_BATCH_SIZE": 500,
+    # Per-job backoff after a failed poll: POLL_MIN_INTERVAL * 2**failures, capped here.
+    "POLL_ERROR_BACKOFF_MAX": 900.0,
+    # How long a whole account pauses after a 429 without Retry-After, and after
+    # TensorPix refused its key (401/403).
+    "POLL_RATE_LIMIT_PAUSE": 60.0,
+    "POLL_AUTH_PAUSE": 900.0,
     # Submission (issue 10): creating, cancelling, archiving and deleting from Django.
     # Alias in settings.STORAGES keeping local copies of files to enhance (a Celery worker
     # uploads them from there after the web request ended), and their upload_to pattern.
@@ -79,6 +104,20 @@ DEFAULTS: dict[str, Any] = {
     # After archiving, delete the output at TensorPix to free its storage quota.
     "DELETE_REMOTE_AFTER_ARCHIVE": False,
 }
+
+# Polling keys whose value must be a positive number, checked by tensorpix.E020.
+POLL_POSITIVE_NUMBERS = (
+    "POLL_QUEUED_INTERVAL",
+    "POLL_MIN_INTERVAL",
+    "POLL_MAX_INTERVAL",
+    "POLL_STALL_AFTER",
+    "POLL_STALLED_INTERVAL",
+    "POLL_LEASE",
+    "POLL_BATCH_SIZE",
+    "POLL_ERROR_BACKOFF_MAX",
+    "POLL_RATE_LIMIT_PAUSE",
+    "POLL_AUTH_PAUSE",
+)
 
 # Keys whose value must be a positive number, checked by tensorpix.E004.
 POSITIVE_NUMBERS = (

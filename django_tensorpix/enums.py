@@ -112,6 +112,10 @@ class JobEventKind(models.TextChoices):
     STATUS = "status", "Status changed"
     SUBMISSION = "submission", "Submission step"
     MISSING_REMOTE = "missing_remote", "No longer listed by TensorPix"
+    # Polling (issue 9): a job active past TENSORPIX["POLL_STALL_AFTER"], and a poll
+    # that failed in a way worth keeping (404, 401).
+    STALLED = "stalled", "Stalled: active past the deadline"
+    POLL_ERROR = "poll_error", "Polling failed"
     CANCEL = "cancel", "Cancel requested"
     ARCHIVE = "archive", "Output archived"
 

@@ -234,6 +234,15 @@ class RestoredVideo(TensorPixObject):
         return (self.preview_videos or {}).get("after_video")
 
 
+# Jobs the poller watches: known to TensorPix, not in a final status (an unknown status
+# counts as active) and not gone from TensorPix. One Q, used both by the due-jobs query
+# and as the condition of its partial index, so that PostgreSQL can prove the index
+# applies (it matches the predicate clause by clause).
+POLLABLE = Q(tensorpix_id__isnull=False, status__isnull=False, missing_remote=False) & ~Q(
+    status__in=sorted(TERMINAL_STATUSES)
+)
+
+
 class JobQuerySet(models.QuerySet["Job"]):
     def active(self) -> JobQuerySet:
         """Jobs TensorPix is still working on: known to it and not in a final status.
@@ -264,11 +273,14 @@ class JobQuerySet(models.QuerySet["Job"]):
         )
 
     def due_for_poll(self, now: datetime.datetime | None = None) -> JobQuerySet:
-        """Active jobs whose next poll time has come and that no worker holds a lease on."""
+        """Active jobs whose next poll time has come and that no worker holds a lease on.
+
+        Served by the partial index ``tensorpix_job_due`` however many finished jobs
+        the table holds. A job never scheduled (``next_poll_at`` null) is due.
+        """
         now = now or timezone.now()
         return (
-            self.active()
-            .filter(missing_remote=False)
+            self.filter(POLLABLE)
             .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
             .filter(Q(poll_lease_until__isnull=True) | Q(poll_lease_until__lt=now))
             .order_by("next_poll_at", "id")
@@ -364,6 +376,14 @@ class Job(TensorPixObject):
     poll_lease_until = models.DateTimeField(
         null=True, blank=True, help_text="A worker holds this job until then."
     )
+    poll_lease_owner = models.CharField(
+        max_length=32, blank=True, help_text="Which claim holds the lease (a random token)."
+    )
+    stalled_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text='When the job was found active past TENSORPIX["POLL_STALL_AFTER"].',
+    )
     last_sync_error = models.TextField(blank=True)
 
     # Local: the output copied to the host's storage.
@@ -382,6 +402,7 @@ class Job(TensorPixObject):
             models.Index(fields=["submission_state"], name="tensorpix_job_submission"),
             models.Index(fields=["-local_created_at"], name="tensorpix_job_created"),
             models.Index(fields=["-started"], name="tensorpix_job_started"),
+            models.Index(fields=["next_poll_at"], condition=POLLABLE, name="tensorpix_job_due"),
         )
 
     def __str__(self) -> str:
@@ -397,6 +418,21 @@ class Job(TensorPixObject):
     def is_active(self) -> bool:
         """Known to TensorPix and not final; an unknown status is active."""
         return self.tensorpix_id is not None and self.status is not None and not self.is_terminal
+
+    def wait(self, timeout: float = 3600.0, poll_interval: float | None = None) -> Job:
+        """Poll this job until it reaches a final status; return the refreshed row.
+
+        For scripts and notebooks (a web request or a Celery task should never block on
+        a job: let the periodic sweep and the signals do the work). Each round refreshes
+        the job from TensorPix now (:func:`django_tensorpix.polling.refresh_job`) and
+        then sleeps ``poll_interval`` seconds, or the adaptive interval the poller
+        schedules when it is ``None``. Raises :class:`TimeoutError` once ``timeout``
+        seconds have passed, and the refresh's error when the job can no longer be
+        polled (deleted at TensorPix, key refused).
+        """
+        from django_tensorpix.polling import wait_for_job
+
+        return wait_for_job(self, timeout=timeout, poll_interval=poll_interval)
 
     def requested_options(self) -> dict[str, Any]:
         """The create options that were set, as keyword arguments for the client's create calls.
@@ -429,6 +465,10 @@ REQUESTED_OPTION_FIELDS = (
 )
 
 
+# Event kinds whose signals are durable (see signals.py).
+SIGNALLED_EVENT_KINDS = (JobEventKind.STATUS.value, JobEventKind.STALLED.value)
+
+
 class JobEvent(models.Model):
     """One observed change in a job's life: a status transition or a submission step."""
 
@@ -438,10 +478,26 @@ class JobEvent(models.Model):
     old_value = models.TextField(blank=True)
     new_value = models.TextField(blank=True)
     message = models.TextField(blank=True)
+    # Durable signals (status and stalled events): null until every receiver of the
+    # event's signals was called. A sweep re-sends what a crashed process left undone
+    # once the lease (held by whoever is dispatching) has run out.
+    dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the event's signals were sent."
+    )
+    dispatch_lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="A process is sending the event's signals until then."
+    )
 
     class Meta:
         ordering = ("at", "id")
-        indexes = (models.Index(fields=["job", "at"], name="tensorpix_jobevent_job_at"),)
+        indexes = (
+            models.Index(fields=["job", "at"], name="tensorpix_jobevent_job_at"),
+            models.Index(
+                fields=["dispatch_lease_until"],
+                condition=Q(dispatched_at__isnull=True, kind__in=SIGNALLED_EVENT_KINDS),
+                name="tensorpix_event_undispatched",
+            ),
+        )
 
     def __str__(self) -> str:
         old, new = self.old_value, self.new_value
@@ -456,6 +512,30 @@ def status_label(stored: str) -> str:
         return str(JobStatus(int(stored)).label)
     except ValueError:
         return stored
+
+
+class AccountPollState(models.Model):
+    """Polling's shared memory about one account, so every worker backs off together.
+
+    A 429 pauses the account until its ``Retry-After`` has passed, a refused key (401/403)
+    for ``TENSORPIX["POLL_AUTH_PAUSE"]`` seconds; ``listed_count`` is the job count the
+    last listing reported, which prices a sweep through the list against one GET per job.
+    """
+
+    account = models.CharField(max_length=100, unique=True)
+    paused_until = models.DateTimeField(null=True, blank=True)
+    pause_reason = models.CharField(
+        max_length=20, blank=True, help_text='"rate_limit" (a 429) or "auth" (a refused key).'
+    )
+    last_error = models.TextField(blank=True)
+    listed_count = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "account polling state"
+
+    def __str__(self) -> str:
+        return f"Polling of account {self.account!r}"
 
 
 class SubmissionLock(models.Model):

@@ -2,17 +2,109 @@
 
 Tasks take primary keys, never instances, so a message stays valid and small. Every task
 here is idempotent: a duplicated message, or a redelivery after a worker died
-(``acks_late``), does no harm.
+(``acks_late``), does no harm. Each is a ``shared_task`` named ``django_tensorpix.<name>``
+(route them by that name). Beat entries for the polling sweep and the full sync are in
+:mod:`django_tensorpix.schedules` (importable from a settings module).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import shared_task
 
-from django_tensorpix import services
+from django_tensorpix import polling, services
+from django_tensorpix.client import TensorPixClient
+from django_tensorpix.conf import tensorpix_settings
+from django_tensorpix.exceptions import TensorPixError
 from django_tensorpix.models import Job
+from django_tensorpix.schedules import BEAT_SCHEDULE, SWEEP_INTERVAL
+from django_tensorpix.sync import SYNC_KINDS, sync_pages
+
+__all__ = [
+    "BEAT_SCHEDULE",
+    "SUBMISSION_BEAT_SCHEDULE",
+    "archive_job_output",
+    "poll_due_jobs",
+    "refresh_job",
+    "submit_job",
+    "submit_pending_jobs",
+    "sync_all",
+    "sync_ml_models",
+]
+
+logger = logging.getLogger(__name__)
+
+# Catalogue and inputs first, jobs last: a job's nested copies then refresh the others.
+SYNC_ORDER = ("ml-models", "videos", "restored-videos", "jobs")
+
+
+# -- Polling ---------------------------------------------------------------------------
+
+
+@shared_task(name="django_tensorpix.poll_due_jobs", expires=SWEEP_INTERVAL, ignore_result=True)
+def poll_due_jobs() -> dict[str, int]:
+    """One polling sweep (see :func:`django_tensorpix.polling.poll_due_jobs`).
+
+    Short and idempotent: meant for beat every few seconds. ``expires`` drops a sweep
+    that waited in the queue longer than one interval; another one is on its way.
+    """
+    result = polling.poll_due_jobs()
+    return {
+        "claimed": result.claimed,
+        "refreshed": len(result.refreshed),
+        "failed": result.failed,
+        "requests": result.requests,
+        "dispatched": result.dispatched,
+    }
+
+
+@shared_task(name="django_tensorpix.refresh_job", ignore_result=True)
+def refresh_job(job_pk: int) -> None:
+    """Poll one job now (by local primary key). Errors are recorded on the job, not raised."""
+    job = Job.objects.filter(pk=job_pk).first()
+    if job is None or job.tensorpix_id is None:
+        return
+    try:
+        polling.refresh_job(job)
+    except TensorPixError as error:
+        logger.warning("Refreshing %s failed: %s", job, error)
+
+
+# -- Full sync -------------------------------------------------------------------------
+
+
+def _sync_kinds(kinds: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """List every configured account's objects of ``kinds``; rows no longer listed get flagged.
+
+    An account that fails is logged and skipped; the others are still synced.
+    """
+    report: dict[str, dict[str, int]] = {}
+    for alias in tensorpix_settings.accounts:
+        counts = report.setdefault(alias, {})
+        try:
+            with TensorPixClient.for_account(alias) as client:
+                for kind in kinds:
+                    pages = getattr(client, SYNC_KINDS[kind].client_method)()
+                    result = sync_pages(kind, pages, account=alias, mark_missing=True)
+                    counts[kind] = result.seen
+        except TensorPixError as error:
+            logger.error("Syncing account %r failed: %s", alias, error)
+    return report
+
+
+@shared_task(name="django_tensorpix.sync_ml_models", ignore_result=True)
+def sync_ml_models() -> dict[str, Any]:
+    """Copy the AI filter catalogue of every account."""
+    return _sync_kinds(("ml-models",))
+
+
+@shared_task(name="django_tensorpix.sync_all", ignore_result=True)
+def sync_all() -> dict[str, Any]:
+    """The full sync of every account: what ``manage.py tensorpix_sync`` does."""
+    return _sync_kinds(SYNC_ORDER)
+
 
 # -- Submission -------------------------------------------------------------------------
 

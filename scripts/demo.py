@@ -230,6 +230,7 @@ def run(options: argparse.Namespace, processes: Processes, out: IO[str]) -> int:
         DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
         DJANGO_MEDIA_ROOT=str(workdir / "media"),
         TENSORPIX_API_KEY=API_KEY,
+        EXAMPLE_FAST_POLLING="1",
         CELERY_TASK_DEFAULT_QUEUE=f"tensorpix-demo-{secrets.token_hex(4)}",
         PYTHONUNBUFFERED="1",
     )

@@ -5,6 +5,7 @@ DATABASE_URL picks the database (default: SQLite in memory); pytest-django creat
 emulator configure the account they need with ``override_settings``.
 """
 
+import json
 import os
 
 import dj_database_url
@@ -68,3 +69,21 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"django_tensorpix": {"level": "DEBUG", "handlers": []}},
 }
+
+# Celery, for the polling tests that run real worker processes (tests/celery_app.py).
+# Redis database 9 of the local server; each test run uses a queue of its own. The
+# worker processes get the emulator's address, polling settings and the test database
+# through the environment (TENSORPIX_POLL_TEST_SETTINGS is JSON merged over TENSORPIX).
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/9")
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("TENSORPIX_POLL_TEST_QUEUE", "django-tensorpix-tests")
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+if os.environ.get("TENSORPIX_POLL_TEST_SETTINGS"):
+    TENSORPIX.update(json.loads(os.environ["TENSORPIX_POLL_TEST_SETTINGS"]))
+if os.environ.get("TENSORPIX_POLL_TEST_BEAT_INTERVAL"):
+    from django_tensorpix.schedules import beat_schedule
+
+    CELERY_BEAT_SCHEDULE = beat_schedule(
+        sweep_interval=float(os.environ["TENSORPIX_POLL_TEST_BEAT_INTERVAL"]),
+        queue=CELERY_TASK_DEFAULT_QUEUE,
+        full_sync_interval=None,
+    )

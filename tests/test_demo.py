@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -68,6 +69,13 @@ def assert_every_job_ended_as_expected(workdir: Path) -> None:
         assert (item["tensorpix_id"] in archived) == (item["expected"] == "archived"), item
     (archived_file,) = archived.values()
     assert (workdir / "media" / archived_file).stat().st_size >= 100
+    # The worker polled the jobs: its job_finished receiver e-mailed the owner of each
+    # finished job (the console backend prints to the worker's log).
+    mailed = re.findall(
+        r"Subject: Your enhanced video is ready \(job (\d+)\)", (workdir / "celery.log").read_text()
+    )
+    finished = {item["tensorpix_id"] for item in summary if STATUS[item["expected"]] == 2}
+    assert {int(job_id) for job_id in mailed} == finished
 
 
 def processes_mentioning(text: str) -> list[str]:

@@ -14,12 +14,12 @@ from functools import partial
 from typing import Any
 
 from django.db import router, transaction
-from django.dispatch import Signal
 from django.utils import timezone
 
 from django_tensorpix import signals
 from django_tensorpix.enums import JobEventKind, JobStatus, SubmissionState
 from django_tensorpix.models import Job, JobEvent, MLModel, RestoredVideo, Video
+from django_tensorpix.sync import dispatch
 from django_tensorpix.sync.payloads import Parsed
 from django_tensorpix.sync.rows import (
     BOOKKEEPING_FIELDS,
@@ -41,11 +41,6 @@ JOB_UPDATE_FIELDS = [
     "status_changed_at",
     *BOOKKEEPING_FIELDS,
 ]
-STATUS_SIGNALS: dict[int | None, Signal] = {
-    JobStatus.FINISHED: signals.job_finished,
-    JobStatus.FAILED: signals.job_failed,
-    JobStatus.CANCELED: signals.job_canceled,
-}
 
 
 @dataclass(frozen=True)
@@ -101,6 +96,7 @@ def sync_job_page(parsed_jobs: Iterable[Parsed], *, account: str) -> JobPage:
         transitions = {
             job.tensorpix_id: decide_transition(existing.get(job.tensorpix_id), job) for job in jobs
         }
+        old_progress = {job_id: row.processing_progress for job_id, row in existing.items()}
         accepted = [job for job in jobs if transitions[job.tensorpix_id].accepted]
         nested = _upsert_nested(accepted, account=account, now=now, using=using)
         changes = {}
@@ -117,6 +113,7 @@ def sync_job_page(parsed_jobs: Iterable[Parsed], *, account: str) -> JobPage:
         save_rows(Job, changes.values(), JOB_UPDATE_FIELDS, now=now, using=using)
         _link_ml_models(accepted, changes, nested.ml_models, using=using)
         _record_transitions(changes, transitions, now=now, using=using)
+        _send_progress_on_commit(changes, old_progress, using=using)
         for group in (nested.ml_models, nested.videos, nested.restored_videos, changes):
             send_post_save(group.values(), using=using)
     return JobPage(changes)
@@ -239,42 +236,52 @@ def _record_transitions(
     now: datetime,
     using: str,
 ) -> None:
-    """One event row per status change, in this transaction; signals once it commits."""
+    """One event row per status change, in this transaction; its signals once it commits.
+
+    The events are written undispatched, under the lease of this process: see
+    :mod:`django_tensorpix.sync.dispatch` for what happens if it dies before sending.
+    """
     events = []
     for job_id, transition in transitions.items():
         if not transition.status_changed:
             continue
         change = changes[job_id]
-        events.append(
-            JobEvent(
-                job=change.instance,
-                at=now,
-                kind=JobEventKind.STATUS,
-                old_value=_status_text(transition.old_status),
-                new_value=_status_text(transition.new_status),
-            )
+        event = JobEvent(
+            job=change.instance,
+            at=now,
+            kind=JobEventKind.STATUS,
+            old_value=_status_text(transition.old_status),
+            new_value=_status_text(transition.new_status),
+            dispatch_lease_until=dispatch.dispatch_lease(now),
         )
-        _send_on_commit(change, transition, using=using)
+        events.append((event, change.instance, change.created))
     if events:
-        JobEvent.objects.using(using).bulk_create(events)
+        JobEvent.objects.using(using).bulk_create(event for event, _, _ in events)
+        dispatch.dispatch_on_commit(events, using=using)
 
 
 def _status_text(status: int | None) -> str:
     return "" if status is None else str(status)
 
 
-def _send_on_commit(change: RowChange, transition: Transition, *, using: str) -> None:
-    arguments: dict[str, Any] = {"sender": Job, "job": change.instance, "created": change.created}
-    transaction.on_commit(
-        partial(
-            signals.job_status_changed.send,
-            old_status=transition.old_status,
-            new_status=transition.new_status,
-            **arguments,
-        ),
-        using=using,
-        robust=True,
-    )
-    status_signal = STATUS_SIGNALS.get(transition.new_status)
-    if status_signal is not None:
-        transaction.on_commit(partial(status_signal.send, **arguments), using=using, robust=True)
+def _send_progress_on_commit(
+    changes: dict[int, RowChange], old_progress: dict[int, float | None], *, using: str
+) -> None:
+    """``job_progress`` for each job whose stored progress moved (best effort, not durable)."""
+    for job_id, change in changes.items():
+        if change.stale:
+            continue
+        old, new = old_progress.get(job_id), change.instance.processing_progress
+        if new is None or old == new:
+            continue
+        transaction.on_commit(
+            partial(
+                signals.job_progress.send,
+                sender=Job,
+                job=change.instance,
+                old_progress=old,
+                new_progress=new,
+            ),
+            using=using,
+            robust=True,
+        )

@@ -1,4 +1,4 @@
-# The Celery app is loaded with Django so that @shared_task functions bind to it.
+# The Celery app is loaded with Django, so that shared tasks bind to it.
 from .celery import app as celery_app
 
-__all__ = ["celery_app"]
+__all__ = ("celery_app",)

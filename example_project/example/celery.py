@@ -1,7 +1,8 @@
-"""The example project's Celery app: ``celery -A example worker -B`` (worker with beat).
+"""The example project's Celery app: ``celery -A example worker -B`` from example_project/.
 
-Settings prefixed ``CELERY_`` in settings.py configure it; django-tensorpix's tasks are
-found by ``autodiscover_tasks``.
+Settings come from Django's, prefixed ``CELERY_`` (the broker is ``CELERY_BROKER_URL``,
+the local Redis by default); django-tensorpix's tasks are found by autodiscovery and
+``CELERY_BEAT_SCHEDULE`` runs its polling sweep every two seconds.
 """
 
 import os

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from django_tensorpix.schedules import beat_schedule
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-project-not-for-production")
@@ -102,7 +104,14 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": _broker_folder,
         "polling_interval": 0.2,
     }
+# django-tensorpix's polling sweep every 2 s and a full sync every 6 h: with this,
+# `celery -A example worker -B` keeps every job in sync.
+CELERY_BEAT_SCHEDULE = beat_schedule()
 
 TENSORPIX: dict[str, object] = {
     # API_KEY and BASE_URL come from TENSORPIX_API_KEY / TENSORPIX_BASE_URL.
 }
+if os.environ.get("EXAMPLE_FAST_POLLING") == "1":
+    # The demo runs the emulator's clock many times faster than real time, while polling
+    # intervals are real seconds: poll often enough to keep pace.
+    TENSORPIX.update(POLL_QUEUED_INTERVAL=1.0, POLL_MIN_INTERVAL=0.5, POLL_MAX_INTERVAL=2.0)

@@ -25,11 +25,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_tensorpix import services
-from django_tensorpix.client import TensorPixClient
 from django_tensorpix.enums import JobStatus, SubmissionState
 from django_tensorpix.exceptions import TensorPixError
 from django_tensorpix.models import Job
-from django_tensorpix.sync import sync_job
 
 FINISHED, FAILED, CANCELED, ARCHIVED = "finished", "failed", "canceled", "archived"
 
@@ -130,23 +128,20 @@ class Command(BaseCommand):
         """Redraw the jobs' progress until every one is done; cancel and archive on the way."""
         display = ProgressDisplay(self.stdout, live=sys.stdout.isatty())
         deadline = time.monotonic() + timeout
-        with TensorPixClient.for_account() as client:
-            while True:
-                for demo_job, job in jobs.items():
-                    job.refresh_from_db()
-                    if job.is_active and job.tensorpix_id is not None:
-                        job = sync_job(client.get_job(job.tensorpix_id))
-                    if demo_job.expect == CANCELED and job.is_active:
-                        services.cancel_job(job)
-                    if demo_job.expect == ARCHIVED and job.status == JobStatus.FINISHED:
-                        job = services.archive_output(job)
-                    jobs[demo_job] = job
-                display.show(jobs)
-                if all(self.done(demo_job, job) for demo_job, job in jobs.items()):
-                    return
-                if time.monotonic() > deadline:
-                    raise CommandError(f"Demo jobs still running after {timeout:.0f} s.")
-                time.sleep(0.5)
+        while True:
+            # Only reading: the worker's polling keeps the rows in sync with TensorPix.
+            for demo_job, job in jobs.items():
+                job.refresh_from_db()
+                if demo_job.expect == CANCELED and job.is_active:
+                    services.cancel_job(job)
+                if demo_job.expect == ARCHIVED and job.status == JobStatus.FINISHED:
+                    services.archive_output(job)
+            display.show(jobs)
+            if all(self.done(demo_job, job) for demo_job, job in jobs.items()):
+                return
+            if time.monotonic() > deadline:
+                raise CommandError(f"Demo jobs still running after {timeout:.0f} s.")
+            time.sleep(0.5)
 
     @staticmethod
     def done(demo_job: DemoJob, job: Job) -> bool:
