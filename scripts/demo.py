@@ -329,8 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--speed",
         type=float,
-        default=60.0,
-        help="emulator clock: simulated seconds per real second",
+        default=30.0,
+        help="emulator clock: simulated seconds per real second (30: jobs take a minute or two)",
     )
     parser.add_argument("--port", type=int, default=8000, help="development server port")
     parser.add_argument("--emulator-port", type=int, default=8765)
