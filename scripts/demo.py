@@ -299,7 +299,13 @@ def run(options: argparse.Namespace, processes: Processes, out: IO[str]) -> int:
 
     summary = workdir / "summary.json"
     status = subprocess.call(  # noqa: S603
-        [*manage, "tensorpix_demo", "--timeout", str(options.timeout), "--summary", str(summary)],
+        [
+            *manage,
+            "tensorpix_demo",
+            f"--timeout={options.timeout}",
+            f"--summary={summary}",
+            f"--clock-speed={options.speed}",
+        ],
         env=env,
         cwd=PROJECT,
     )

@@ -95,14 +95,27 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait")
         parser.add_argument("--summary", type=Path, help="write the outcome as JSON here")
+        parser.add_argument(
+            "--clock-speed",
+            type=float,
+            default=1.0,
+            help="TensorPix seconds per real second (the emulator's --speed), for the ETAs",
+        )
 
-    def handle(self, *args: Any, timeout: float, summary: Path | None, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        timeout: float,
+        summary: Path | None,
+        clock_speed: float,
+        **options: Any,
+    ) -> None:
         owner = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
         try:
             with tempfile.TemporaryDirectory() as sources:
                 jobs = {demo_job: self.submit(demo_job, owner, Path(sources)) for demo_job in PLAN}
             self.stdout.write(f"Created {len(jobs)} jobs; the Celery worker submits them.")
-            self.watch(jobs, timeout)
+            self.watch(jobs, timeout, clock_speed)
         except TensorPixError as error:
             raise CommandError(f"TensorPix: {error}") from error
         outcome = self.outcome(jobs)
@@ -124,9 +137,9 @@ class Command(BaseCommand):
             demo_job.source, demo_job.ml_models, user=owner, **demo_job.options
         )
 
-    def watch(self, jobs: dict[DemoJob, Job], timeout: float) -> None:
+    def watch(self, jobs: dict[DemoJob, Job], timeout: float, clock_speed: float) -> None:
         """Redraw the jobs' progress until every one is done; cancel and archive on the way."""
-        display = ProgressDisplay(self.stdout, live=sys.stdout.isatty())
+        display = ProgressDisplay(self.stdout, live=sys.stdout.isatty(), clock_speed=clock_speed)
         deadline = time.monotonic() + timeout
         while True:
             # Only reading: the worker's polling keeps the rows in sync with TensorPix.
@@ -178,13 +191,14 @@ class ProgressDisplay:
     """One line per job: redrawn in place on a terminal; otherwise (a log, CI) a line is
     printed only when a job's state changes, not at every step of its progress."""
 
-    def __init__(self, out: Any, *, live: bool) -> None:
+    def __init__(self, out: Any, *, live: bool, clock_speed: float = 1.0) -> None:
         self.out = out
         self.live = live
+        self.clock_speed = clock_speed
         self.lines: list[str] = []
 
     def show(self, jobs: dict[DemoJob, Job]) -> None:
-        lines = [self.line(demo_job, job, live=self.live) for demo_job, job in jobs.items()]
+        lines = [self.line(demo_job, job) for demo_job, job in jobs.items()]
         if lines == self.lines:
             return
         if self.live:
@@ -198,14 +212,15 @@ class ProgressDisplay:
                     self.out.write(new)
         self.lines = lines
 
-    @staticmethod
-    def line(demo_job: DemoJob, job: Job, *, live: bool) -> str:
+    def line(self, demo_job: DemoJob, job: Job) -> str:
         state = Command.state(job)
-        if not live:
+        if not self.live:
             return f"  {state:<24} {demo_job.label}"
         progress = job.processing_progress or 0.0
         if job.status == JobStatus.FINISHED:
             progress = 1.0
         bar = "#" * round(progress * 20)
-        eta = f" eta {job.eta_s:.0f}s" if job.is_active and job.eta_s else ""
+        eta = ""
+        if job.is_active and job.eta_s:
+            eta = f" eta {job.eta_s / self.clock_speed:.0f}s"
         return f"  [{bar:<20}] {progress:4.0%} {state:<24}{eta:<10} {demo_job.label}"
