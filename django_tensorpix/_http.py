@@ -9,21 +9,28 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import time
+from datetime import datetime
 from typing import IO, Any
 from urllib.parse import urlsplit
 
 import requests
 from requests_toolbelt import MultipartEncoder
+from urllib3.exceptions import DecodeError, LocationParseError, ProtocolError
+from urllib3.util import Url, parse_url
 
 from django_tensorpix.exceptions import (
     APIError,
     AuthenticationError,
     Conflict,
     InsufficientCredits,
+    InvalidRequest,
+    MalformedResponse,
     NotFound,
     OutcomeUnknown,
-    QuotaExceeded,
     RateLimited,
+    ResponseTooLarge,
     TensorPixError,
     TransientError,
 )
@@ -32,17 +39,61 @@ from django_tensorpix.retry import IDEMPOTENT_METHODS, RETRYABLE_STATUSES, parse
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Longest piece of an error body quoted in a message; bodies of proxies can be whole pages.
 _MAX_DETAIL_CHARS = 300
+# Deepest JSON nesting accepted in an answer. TensorPix's deepest object (a page of jobs
+# with their output's preview URLs) is 5 levels deep; anything near this bound is hostile,
+# and deeper values would make every later comparison of the stored JSON recurse as deep.
+MAX_JSON_DEPTH = 32
+# Bytes asked of the socket per read while a body is read (decoded, at most this much
+# comes back per read): small enough that a gzip bomb never inflates far past the cap.
+_READ_CHUNK = 64 * 1024
+REDACTED = "[redacted]"
 
 
-def origin(url: str) -> tuple[str, str, int | None]:
-    """The (scheme, host, port) of ``url``, with the scheme's default port filled in."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+class UnsafeURL(ValueError):
+    """A URL the client will not send a request to; the message says why, not the URL."""
+
+
+def parse_http_url(url: str) -> Url:
+    """``url`` parsed exactly as requests will connect to it, or :class:`UnsafeURL`.
+
+    requests prepares a URL (IDNA, quoting) and hands it to urllib3, whose ``parse_url``
+    finds the host it connects to. Checks run on that same parse, so a URL that two parsers
+    read differently (``http://a\\@b/``: host ``a`` for urllib3, ``b`` for ``urlsplit``)
+    cannot pass a check for one host and reach another. Anything ambiguous is refused
+    outright: backslashes, whitespace or control characters, credentials in the URL, a
+    scheme other than http(s), no host.
+    """
+    refuse_ambiguous(url)
     try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
+        prepared = requests.PreparedRequest()
+        prepared.prepare_url(url, None)
+        parts = parse_url(prepared.url or "")
+    except (requests.RequestException, LocationParseError, ValueError):
+        raise UnsafeURL("cannot be parsed") from None
+    if parts.scheme not in _DEFAULT_PORTS:
+        raise UnsafeURL("is not an http(s) URL")
+    if parts.auth is not None:
+        raise UnsafeURL("carries credentials")
+    if not parts.host:
+        raise UnsafeURL("has no host")
+    return parts
+
+
+def refuse_ambiguous(url: str) -> None:
+    """:class:`UnsafeURL` if ``url`` holds a character parsers disagree on.
+
+    Checked on the text as received, before ``urljoin``/``urlsplit``, which silently drop
+    some of them (tabs, newlines, leading spaces).
+    """
+    if any(char == "\\" or char.isspace() or not char.isprintable() for char in url):
+        raise UnsafeURL("contains a backslash, whitespace or a control character")
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """The (scheme, host, port) requests connects to for ``url``; :class:`UnsafeURL` if unsure."""
+    parts = parse_http_url(url)
+    scheme = str(parts.scheme)
+    return scheme, str(parts.host).lower(), parts.port or _DEFAULT_PORTS[scheme]
 
 
 def format_origin(url: str) -> str:
@@ -67,18 +118,28 @@ def request_label(method: str, url: str) -> str:
 
 
 def error_for_response(
-    response: requests.Response, *, method: str, label: str, attempts: int = 1
+    response: requests.Response,
+    *,
+    method: str,
+    label: str,
+    attempts: int = 1,
+    secret: str = "",
+    now: datetime | None = None,
 ) -> TensorPixError:
     """The exception for a TensorPix error response to ``label`` (e.g. ``"GET /api/jobs/1/"``).
 
-    400 and 402 are told apart by their body: TensorPix uses them both for "not enough
-    Credits" and for "storage quota full", besides plain validation errors.
+    Classified by status code alone: TensorPix's documented error bodies (``{"detail": ...}``
+    and the validation shape ``{"errors": {...}, "non_field_errors": [...]}``) carry no code
+    that says more, and guessing from words (a 400 "Not a storage URL" is no quota error)
+    misleads callers. ``secret`` (the API key) is cut out of everything quoted from the
+    body: a server may echo the ``Authorization`` header back.
     """
     status = response.status_code
-    body = _parse_body(response)
+    body = redact(_parse_body(response), secret)
     path = urlsplit(response.url or "").path
-    message = f"{label} failed: {status} {describe_body(body) or response.reason or ''}".rstrip()
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    reason = redact(response.reason or "", secret)
+    message = f"{label} failed: {status} {describe_body(body) or reason}".rstrip()
+    retry_after = parse_retry_after(response.headers.get("Retry-After"), now=now)
     if status == 429 and retry_after is not None:
         message += f" (TensorPix asked to wait {retry_after:g}s)"
     if attempts > 1:
@@ -87,28 +148,39 @@ def error_for_response(
     if status == 429:
         return RateLimited(message, retry_after=retry_after, **details)
     if method in IDEMPOTENT_METHODS and status in RETRYABLE_STATUSES:
-        return TransientError(message, method=method, path=path)
+        return TransientError(message, method=method, path=path, status=status)
     if method not in IDEMPOTENT_METHODS and status >= 500:
         return OutcomeUnknown(
             f"{message}; the outcome is unknown: TensorPix may have acted on the request",
             method=method,
             path=path,
+            status=status,
         )
-    if status in (401, 403):
-        return AuthenticationError(message, **details)
-    if status == 404:
-        return NotFound(message, **details)
-    if status == 409:
-        return Conflict(message, **details)
-    if status in (400, 402):
-        text = json.dumps(body).lower() if body is not None else ""
-        if "credit" in text:
-            return InsufficientCredits(message, **details)
-        if "quota" in text or "storage" in text:
-            return QuotaExceeded(message, **details)
-        if status == 402:
-            return InsufficientCredits(message, **details)
-    return APIError(message, **details)
+    error_class = _ERRORS_BY_STATUS.get(status, APIError)
+    return error_class(message, **details)
+
+
+_ERRORS_BY_STATUS: dict[int, type[APIError]] = {
+    400: InvalidRequest,
+    401: AuthenticationError,
+    402: InsufficientCredits,
+    403: AuthenticationError,
+    404: NotFound,
+    409: Conflict,
+}
+
+
+def redact(value: Any, secret: str) -> Any:
+    """``value`` (a JSON value) with every occurrence of ``secret`` replaced by a marker."""
+    if not secret:
+        return value
+    if isinstance(value, str):
+        return value.replace(secret, REDACTED)
+    if isinstance(value, dict):
+        return {redact(key, secret): redact(item, secret) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact(item, secret) for item in value]
+    return value
 
 
 def describe_body(body: Any) -> str:
@@ -145,9 +217,78 @@ def _shorten(text: str) -> str:
 
 def _parse_body(response: requests.Response) -> Any:
     try:
-        return response.json()
+        return loads_bounded(response.content)
     except ValueError:
         return None
+
+
+def loads_bounded(content: bytes) -> Any:
+    """Parse a JSON body no deeper than :data:`MAX_JSON_DEPTH`; ``ValueError`` otherwise.
+
+    ``json.loads`` recurses once per level, so a body nested 100,000 deep would raise
+    ``RecursionError`` from the parser itself; the nesting is measured first, on the text.
+    """
+    text = content.decode("utf-8-sig") if isinstance(content, bytes) else content
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise ValueError(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels")
+    return json.loads(text)
+
+
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in JSON ``text`` (strings skipped)."""
+    depth = deepest = 0
+    for match in _JSON_TOKENS.finditer(text):
+        symbol = match.group()
+        if symbol in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif symbol in "]}":
+            depth -= 1
+    return deepest
+
+
+def read_body(response: requests.Response, *, deadline: float, max_bytes: int, label: str) -> bytes:
+    """Read a streamed response's whole (decoded) body, within a time and a size budget.
+
+    ``READ_TIMEOUT`` only bounds each wait on the socket: a server dripping one byte a
+    second would never time out, and a small gzip body may unpack to gigabytes. Reads
+    are small and return what has arrived (``read1``), so the budgets are checked often.
+    The body is kept on the response, so ``response.content`` works afterwards.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                raise TransientError(
+                    f"{label} failed: the response took longer than RESPONSE_TIMEOUT "
+                    f"({size} bytes read).",
+                    method=label.partition(" ")[0],
+                    path=urlsplit(response.url or "").path,
+                    status=response.status_code,
+                )
+            chunk = response.raw.read1(_READ_CHUNK, decode_content=True)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > max_bytes:
+                raise ResponseTooLarge(
+                    f"{label} returned a body larger than MAX_RESPONSE_BYTES ({max_bytes:,} "
+                    "bytes, decoded); refusing to read further."
+                )
+            chunks.append(chunk)
+    except (ProtocolError, DecodeError, OSError) as exc:
+        raise MalformedResponse(
+            f"{label} failed: the response body was cut short or garbled ({type(exc).__name__})."
+        ) from None
+    finally:
+        response.close()
+    body = b"".join(chunks)
+    response._content = body
+    return body
 
 
 class SizedReader:

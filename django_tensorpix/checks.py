@@ -1,4 +1,10 @@
-"""System checks for the ``TENSORPIX`` setting. Ids are stable: hosts may silence them."""
+"""System checks for the ``TENSORPIX`` setting. Ids are stable: hosts may silence them.
+
+A missing API key is reported by ``check --deploy`` only (tensorpix.E001): commands that
+never call TensorPix (``migrate``, ``collectstatic``, a test run) must work in CI and
+Docker builds before a key exists. Code that calls TensorPix without a key fails loudly
+anyway: building a client raises :class:`~django_tensorpix.exceptions.ConfigurationError`.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from django_tensorpix.conf import (
     DEFAULTS,
     POLL_POSITIVE_NUMBERS,
     POSITIVE_NUMBERS,
+    api_key_problem,
     tensorpix_settings,
 )
 
@@ -99,27 +106,62 @@ def _check_archive_storage() -> list[CheckMessage]:
     ]
 
 
-def _check_accounts() -> list[CheckMessage]:
+@register(Tags.compatibility, deploy=True)
+def check_tensorpix_api_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """tensorpix.E001, for ``check --deploy``: every account needs an API key."""
+    if not _accounts_setting_is_valid():
+        return []
     messages: list[CheckMessage] = []
     for alias, account in tensorpix_settings.accounts.items():
-        if not account.api_key:
-            if alias == DEFAULT_ACCOUNT:
-                messages.append(
-                    Error(
-                        "No TensorPix API key for the default account.",
-                        hint='Set TENSORPIX["API_KEY"] or the TENSORPIX_API_KEY '
-                        "environment variable.",
-                        id="tensorpix.E001",
-                    )
+        if account.api_key:
+            continue
+        if alias == DEFAULT_ACCOUNT:
+            hint = 'Set TENSORPIX["API_KEY"] or the TENSORPIX_API_KEY environment variable.'
+            message = "No TensorPix API key for the default account."
+        else:
+            hint = f'Set TENSORPIX["ACCOUNTS"]["{alias}"]["API_KEY"].'
+            message = f"No TensorPix API key for account {alias!r}."
+        messages.append(Error(message, hint=hint, id="tensorpix.E001"))
+    return messages
+
+
+def _accounts_setting_is_valid() -> bool:
+    user_settings = getattr(settings, "TENSORPIX", None)
+    if user_settings is not None and not isinstance(user_settings, dict):
+        return False
+    accounts_setting = tensorpix_settings.ACCOUNTS
+    return isinstance(accounts_setting, dict) and all(
+        isinstance(options, dict) for options in accounts_setting.values()
+    )
+
+
+def _check_accounts() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    user_settings = tensorpix_settings.user_settings
+    raw_keys = {DEFAULT_ACCOUNT: user_settings.get("API_KEY") or ""} | {
+        alias: (options or {}).get("API_KEY") or ""
+        for alias, options in (tensorpix_settings.ACCOUNTS or {}).items()
+    }
+    for alias, account in tensorpix_settings.accounts.items():
+        problem = api_key_problem(account.api_key) if account.api_key else None
+        if problem is not None:
+            # Never the key itself: check output lands in CI logs.
+            messages.append(
+                Error(
+                    f"The TensorPix API key of account {alias!r} {problem}.",
+                    hint="Copy the key again from TensorPix (Settings → For Developers).",
+                    id="tensorpix.E009",
                 )
-            else:
-                messages.append(
-                    Error(
-                        f"No TensorPix API key for account {alias!r}.",
-                        hint=f'Set TENSORPIX["ACCOUNTS"]["{alias}"]["API_KEY"].',
-                        id="tensorpix.E001",
-                    )
+            )
+        elif str(raw_keys.get(alias, "")) != account.api_key and raw_keys.get(alias):
+            messages.append(
+                Warning(
+                    f"The TensorPix API key of account {alias!r} has surrounding whitespace "
+                    "(often a trailing newline from a file); it is stripped.",
+                    hint="Remove the whitespace where the key is set.",
+                    id="tensorpix.W001",
                 )
+            )
         url = urlsplit(account.base_url)
         if url.scheme not in ("http", "https") or not url.netloc:
             messages.append(

@@ -7,13 +7,18 @@ payloads into rows is :mod:`django_tensorpix.sync`'s job.
 
 Safety rules this module keeps:
 
-* The API key goes only to the configured base URL's origin: ``next`` links elsewhere
-  are refused, API requests never follow redirects, and storage (presigned) URLs are
-  fetched by a separate session that has no TensorPix credentials.
+* The API key goes only to the configured base URL's origin: every API request's URL is
+  parsed the way requests connects to it and compared with the base URL's origin before
+  it is sent, ambiguous URLs (backslashes, credentials, whitespace) are refused, API
+  requests never follow redirects, and storage (presigned) URLs are fetched by a separate
+  session that has no TensorPix credentials.
+* Every API response is bounded: ``RESPONSE_TIMEOUT`` seconds in all, ``MAX_RESPONSE_BYTES``
+  decoded bytes, JSON at most ``MAX_JSON_DEPTH`` deep; a listing stops with an error on a
+  page that makes no progress or goes past the ``count`` TensorPix announced.
 * Only GET and DELETE are retried. A POST that fails in transit raises
   :class:`OutcomeUnknown` at once: TensorPix may have created (and billed) the job.
-* The key never appears in a message, a ``repr`` or a log line, and presigned URLs
-  are logged in full only at DEBUG.
+* The key never appears in a message, a ``repr`` or a log line (it is cut out of
+  error bodies a server echoes it in), and presigned URLs are logged in full only at DEBUG.
 
 A client holds a ``requests.Session`` (connection reuse), so use one per thread.
 """
@@ -25,6 +30,7 @@ import mimetypes
 import operator
 import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import IO, Any, NotRequired, TypedDict, TypeVar, Unpack, cast
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -36,18 +42,23 @@ import django_tensorpix
 from django_tensorpix._http import (
     BoundedMultipartBody,
     SizedReader,
+    UnsafeURL,
     error_for_response,
     format_origin,
+    loads_bounded,
     origin,
+    read_body,
+    redact,
+    refuse_ambiguous,
     request_label,
     without_query,
 )
-from django_tensorpix.conf import DEFAULT_ACCOUNT, Account, tensorpix_settings
+from django_tensorpix.conf import DEFAULT_ACCOUNT, Account, api_key_problem, tensorpix_settings
 from django_tensorpix.exceptions import (
-    APIError,
+    ConfigurationError,
+    DownloadError,
     MalformedResponse,
     OutcomeUnknown,
-    TensorPixError,
     TransientError,
 )
 from django_tensorpix.retry import (
@@ -66,6 +77,10 @@ DOWNLOAD_CHUNK_SIZE = 256 * 1024
 MAX_DOWNLOAD_REDIRECTS = 5
 
 T = TypeVar("T")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Page(list[T]):
@@ -218,7 +233,10 @@ class TensorPixClient:
 
     ``connect_timeout``, ``read_timeout`` and ``max_retries`` default to the
     ``TENSORPIX`` settings. ``sleep`` is how the client waits between retries; tests
-    pass a recorder.
+    pass a recorder, and a ``clock`` (the time HTTP-date ``Retry-After`` headers are read
+    against) that does not depend on the wall clock. An account without a usable key or
+    base URL raises :class:`~django_tensorpix.exceptions.ConfigurationError` here, before
+    any request.
     """
 
     def __init__(
@@ -229,19 +247,33 @@ class TensorPixClient:
         read_timeout: float | None = None,
         max_retries: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
+        problem = api_key_problem(account.api_key)
+        if problem is not None:
+            raise ConfigurationError(
+                f"The TensorPix API key of account {account.alias!r} {problem}; set it in "
+                "settings.TENSORPIX (or TENSORPIX_API_KEY for the default account)."
+            )
+        try:
+            self._origin = origin(account.base_url)
+        except UnsafeURL as error:
+            raise ConfigurationError(
+                f"The base URL of TensorPix account {account.alias!r} {error}."
+            ) from None
         self.account = account
         self.base_url = account.base_url
         self._timeout = (
-            float(
-                tensorpix_settings.CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
-            ),
-            float(tensorpix_settings.READ_TIMEOUT if read_timeout is None else read_timeout),
+            tensorpix_settings.CONNECT_TIMEOUT if connect_timeout is None else connect_timeout,
+            tensorpix_settings.READ_TIMEOUT if read_timeout is None else read_timeout,
         )
+        self._response_timeout = tensorpix_settings.RESPONSE_TIMEOUT
+        self._max_response_bytes = tensorpix_settings.MAX_RESPONSE_BYTES
         self._retry = RetryPolicy.from_settings(max_retries=max_retries)
         self._sleep = sleep
-        self._page_size = int(tensorpix_settings.PAGE_SIZE)
-        self._upload_chunk_size = int(tensorpix_settings.UPLOAD_CHUNK_SIZE)
+        self._clock = clock
+        self._page_size = tensorpix_settings.PAGE_SIZE
+        self._upload_chunk_size = tensorpix_settings.UPLOAD_CHUNK_SIZE
         self._session = requests.Session()
         self._session.auth = _TokenAuth(account.api_key)
         self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
@@ -389,9 +421,18 @@ class TensorPixClient:
         because it only follows ``next``. A ``next`` on another origin than the base URL
         raises :class:`MalformedResponse` before anything is sent there: following it
         would hand the API key to that host.
+
+        A listing is bounded by what TensorPix says of it: an empty page that still has a
+        ``next``, or more objects than the largest ``count`` announced plus one page (objects
+        created while paging shift offsets by a few), raise :class:`MalformedResponse`
+        rather than follow a broken or hostile server forever. A listing that ends with an
+        error is incomplete: callers must not treat the pages read as the whole listing.
         """
         url: str | None = self._url(path, params)
         seen: set[str] = set()
+        received = 0
+        largest_count: int | None = None
+        largest_page = 0
         while url is not None:
             seen.add(url)
             response = self._send("GET", url)
@@ -403,34 +444,56 @@ class TensorPixClient:
             if next_url is not None and not isinstance(next_url, str):
                 raise MalformedResponse(f"{label} returned a `next` that is not a URL.")
             total = page.get("count")
-            yield Page(results, total if isinstance(total, int) else None)
+            if isinstance(total, int) and not isinstance(total, bool):
+                largest_count = max(total, largest_count or 0)
+            else:
+                total = None
+            received += len(results)
+            largest_page = max(largest_page, len(results))
+            if next_url is not None and not results:
+                raise MalformedResponse(
+                    f"{label} returned an empty page with a `next` link; stopping the listing."
+                )
+            if largest_count is not None and received > largest_count + largest_page:
+                raise MalformedResponse(
+                    f"{label} took the listing to {received} objects although TensorPix "
+                    f"counted {largest_count}; stopping the listing."
+                )
+            yield Page(results, total)
             url = self._next_url(label, url, next_url, seen)
 
     def download(self, url: str, fileobj: IO[bytes]) -> int:
         """Stream the file at a presigned storage ``url`` into ``fileobj``; return its size.
 
         No TensorPix credentials are sent (the URL's signature is the permission), and
-        redirects are followed only within the URL's own origin.
+        redirects are followed only within the URL's own origin, compared the way requests
+        connects (an ambiguous ``Location`` is refused). A storage error or a refused
+        redirect raises :class:`DownloadError` (with the ``status``), a connection
+        failure :class:`TransientError`.
         """
         logger.debug("Downloading %s", url)
         label = f"GET {without_query(url)}"
+        try:
+            url_origin = origin(url)
+        except UnsafeURL as error:
+            raise DownloadError(f"GET of a storage URL refused: the URL {error}.") from None
         for _ in range(MAX_DOWNLOAD_REDIRECTS + 1):
-            response = self._send("GET", url, storage=True, stream=True)
+            response = self._send("GET", url, storage=True)
             if not response.is_redirect:
                 break
-            target = urljoin(url, response.headers["Location"])
             response.close()
-            if origin(target) != origin(url):
-                raise TensorPixError(
-                    f"{label} redirected to another host ({format_origin(target)}); "
-                    "refusing to follow."
-                )
+            target = self._redirect_target(label, url, response, url_origin)
             url = target
         else:
-            raise TensorPixError(f"{label} redirected more than {MAX_DOWNLOAD_REDIRECTS} times.")
+            raise DownloadError(
+                f"{label} redirected more than {MAX_DOWNLOAD_REDIRECTS} times.",
+                status=response.status_code,
+                method="GET",
+                path=without_query(url),
+            )
         with response:
             if not response.ok:
-                raise APIError(
+                raise DownloadError(
                     f"{label} failed: {response.status_code} {response.reason or ''}".rstrip(),
                     status=response.status_code,
                     method="GET",
@@ -453,6 +516,36 @@ class TensorPixClient:
 
     # Internals
 
+    def _redirect_target(
+        self,
+        label: str,
+        url: str,
+        response: requests.Response,
+        url_origin: tuple[str, str, int],
+    ) -> str:
+        """Where a storage redirect points, if it stays on ``url``'s origin."""
+        location = response.headers.get("Location", "")
+        details: dict[str, Any] = {
+            "status": response.status_code,
+            "method": "GET",
+            "path": without_query(url),
+        }
+        try:
+            refuse_ambiguous(location)
+            target = urljoin(url, location)
+            same_origin = origin(target) == url_origin
+        except UnsafeURL as error:
+            raise DownloadError(
+                f"{label} redirected to a URL that {error}; refusing to follow.", **details
+            ) from None
+        if not same_origin:
+            raise DownloadError(
+                f"{label} redirected to another host ({format_origin(target)}); "
+                "refusing to follow.",
+                **details,
+            )
+        return target
+
     def _url(self, path: str, params: dict[str, Any] | None = None) -> str:
         query = f"?{urlencode(params)}" if params else ""
         return f"{self.base_url}{path}{query}"
@@ -462,8 +555,15 @@ class TensorPixClient:
     ) -> str | None:
         if next_url is None:
             return None
-        target = urljoin(current, next_url)
-        if origin(target) != origin(self.base_url):
+        try:
+            refuse_ambiguous(next_url)
+            target = urljoin(current, next_url)
+            same_origin = origin(target) == self._origin
+        except UnsafeURL as error:
+            raise MalformedResponse(
+                f"{label} returned a `next` link that {error}; refusing to send the API key there."
+            ) from None
+        if not same_origin:
             raise MalformedResponse(
                 f"{label} returned a `next` link on another origin ({format_origin(target)}, "
                 f"expected {format_origin(self.base_url)}); refusing to send the API key there."
@@ -489,12 +589,13 @@ class TensorPixClient:
         self._raise_for_status(response, method)
         label = request_label(method, response.url)
         try:
-            data = response.json()
-        except ValueError:
+            data = loads_bounded(response.content)
+        except ValueError as error:
             content_type = response.headers.get("Content-Type", "no content type")
             raise MalformedResponse(
                 f"{label} returned {response.status_code} with a body that is not JSON "
-                f"({content_type}, {len(response.content)} bytes)."
+                f"we can read ({content_type}, {len(response.content)} bytes: "
+                f"{redact(str(error), self.account.api_key)[:200]})."
             ) from None
         if not isinstance(data, dict):
             raise MalformedResponse(
@@ -505,7 +606,11 @@ class TensorPixClient:
     def _raise_for_status(self, response: requests.Response, method: str) -> None:
         if response.status_code >= 300:
             raise error_for_response(
-                response, method=method, label=request_label(method, response.url)
+                response,
+                method=method,
+                label=request_label(method, response.url),
+                secret=self.account.api_key,
+                now=self._clock(),
             )
 
     def _send(
@@ -517,18 +622,29 @@ class TensorPixClient:
         POST, whose outcome is then unknown) and for a retryable status that outlived
         the retries; other statuses are returned for the caller to judge. ``storage``
         requests go out without TensorPix credentials and are named without their
-        query string, which holds the presigned URL's signature.
+        query string, which holds the presigned URL's signature, and are returned
+        unread (streamed); API responses are read here, within ``RESPONSE_TIMEOUT`` and
+        ``MAX_RESPONSE_BYTES``.
         """
         session = self._storage_session if storage else self._session
         label = f"{method} {without_query(url)}" if storage else request_label(method, url)
+        if not storage:
+            self._check_api_url(url, label)
         idempotent = method in IDEMPOTENT_METHODS
         attempt = 0
         while True:
             started = time.monotonic()
             try:
                 response = session.request(
-                    method, url, timeout=self._timeout, allow_redirects=False, **kwargs
+                    method, url, timeout=self._timeout, allow_redirects=False, stream=True, **kwargs
                 )
+                if not storage:
+                    read_body(
+                        response,
+                        deadline=started + self._response_timeout,
+                        max_bytes=self._max_response_bytes,
+                        label=label,
+                    )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 problem = _describe_transport_error(exc)
                 if not idempotent or attempt >= self._retry.max_retries:
@@ -544,18 +660,39 @@ class TensorPixClient:
                 raise MalformedResponse(
                     f"{label} failed: the response body was cut short or garbled."
                 ) from None
+            except TransientError as error:
+                # RESPONSE_TIMEOUT ran out: as any timeout, retried when idempotent.
+                if not idempotent:
+                    raise OutcomeUnknown(
+                        f"{error}; the outcome is unknown: TensorPix may have acted on the "
+                        "request.",
+                        method=method,
+                        path=error.path,
+                        status=error.status,
+                    ) from None
+                if attempt >= self._retry.max_retries:
+                    raise
+                problem = "response took longer than RESPONSE_TIMEOUT"
+                wait = self._retry.backoff(attempt)
             else:
                 logger.debug(
                     "%s -> %s in %.3fs", label, response.status_code, time.monotonic() - started
                 )
                 if not idempotent or response.status_code not in RETRYABLE_STATUSES:
                     return response
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                retry_after = parse_retry_after(
+                    response.headers.get("Retry-After"), now=self._clock()
+                )
                 too_long = retry_after is not None and retry_after > self._retry.retry_after_max
                 if attempt >= self._retry.max_retries or too_long:
                     with response:
                         raise error_for_response(
-                            response, method=method, label=label, attempts=attempt + 1
+                            response,
+                            method=method,
+                            label=label,
+                            attempts=attempt + 1,
+                            secret=self.account.api_key,
+                            now=self._clock(),
                         )
                 wait = self._retry.backoff(attempt) if retry_after is None else retry_after
                 problem = f"{response.status_code} {response.reason or ''}".rstrip()
@@ -570,6 +707,24 @@ class TensorPixClient:
                 wait,
             )
             self._sleep(wait)
+
+    def _check_api_url(self, url: str, label: str) -> None:
+        """Refuse to send the API key anywhere but the base URL's origin.
+
+        The last line of defence: whatever built ``url``, it is read here as requests will
+        connect to it.
+        """
+        try:
+            same_origin = origin(url) == self._origin
+        except UnsafeURL as error:
+            raise MalformedResponse(
+                f"Refusing to send the API key to a URL that {error}."
+            ) from None
+        if not same_origin:
+            raise MalformedResponse(
+                f"{label}: refusing to send the API key to {format_origin(url)}, another "
+                f"origin than {format_origin(self.base_url)}."
+            )
 
 
 class _TokenAuth(requests.auth.AuthBase):

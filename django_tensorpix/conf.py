@@ -18,6 +18,8 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from django_tensorpix.exceptions import ConfigurationError
+
 DEFAULT_ACCOUNT = "default"
 DEFAULT_BASE_URL = "https://backend.tensorpix.ai"
 
@@ -51,6 +53,13 @@ DEFAULTS: dict[str, Any] = {
     # upload_to pattern (strftime) of archived files inside it.
     "ARCHIVE_STORAGE": "default",
     "ARCHIVE_UPLOAD_TO": "tensorpix/%Y/%m/",
+    # --- Hardening (issue 8): bounds on what one TensorPix answer may cost ---
+    # Seconds one API response may take in all, headers to last byte (READ_TIMEOUT only
+    # bounds each wait on the socket, so a server dripping a byte a second never hits it).
+    "RESPONSE_TIMEOUT": 120.0,
+    # Largest API response body read, in bytes after decompression; a larger one raises
+    # ResponseTooLarge. A page of 100 jobs is a few hundred kilobytes.
+    "MAX_RESPONSE_BYTES": 32 * 1024 * 1024,
     # -- Polling (django_tensorpix.polling, the Celery tasks and tensorpix_poll) ------
     # Seconds between polls of a job In Queue (or in a status this version does not know).
     "POLL_QUEUED_INTERVAL": 30.0,
@@ -128,6 +137,8 @@ POSITIVE_NUMBERS = (
     "RETRY_AFTER_MAX",
     "UPLOAD_CHUNK_SIZE",
     "PAGE_SIZE",
+    "RESPONSE_TIMEOUT",
+    "MAX_RESPONSE_BYTES",
 )
 
 
@@ -146,14 +157,53 @@ class Account:
     def __post_init__(self) -> None:
         # Paths are appended to the base URL, so one form only: no trailing slash.
         object.__setattr__(self, "base_url", str(self.base_url).rstrip("/"))
+        # A key pasted from a file or a secret store often ends with a newline, which
+        # requests would refuse (quoting the whole key) when building the header.
+        object.__setattr__(self, "api_key", str(self.api_key).strip())
 
 
-class ImproperlyConfiguredAccount(LookupError):
+def api_key_problem(api_key: str) -> str | None:
+    """Why ``api_key`` cannot go in an ``Authorization`` header, or ``None`` if it can.
+
+    Says what is wrong without quoting the key: the answer ends up in messages.
+    """
+    if not api_key:
+        return "is empty"
+    if any(char.isspace() for char in api_key):
+        return "contains whitespace or a line break"
+    if not all(33 <= ord(char) < 127 for char in api_key):
+        return "contains control or non-ASCII characters"
+    return None
+
+
+class ImproperlyConfiguredAccount(ConfigurationError, LookupError):
     """Raised when code asks for an account that the settings do not define."""
 
 
 class TensorPixSettings:
-    """Lazy, cached view of ``settings.TENSORPIX`` merged over ``DEFAULTS``."""
+    """Lazy, cached view of ``settings.TENSORPIX`` merged over ``DEFAULTS``.
+
+    The annotations below type the keys code reads; a number whose default is a float is
+    returned as a float even when set as an int, so call sites never convert. Keys added
+    to ``DEFAULTS`` without an annotation read fine too, typed ``Any``. Values are not
+    validated here: the system checks report bad ones.
+    """
+
+    API_KEY: str
+    BASE_URL: str
+    ACCOUNTS: dict[str, dict[str, str]]
+    CONNECT_TIMEOUT: float
+    READ_TIMEOUT: float
+    MAX_RETRIES: int
+    RETRY_BACKOFF_BASE: float
+    RETRY_BACKOFF_MAX: float
+    RETRY_AFTER_MAX: float
+    UPLOAD_CHUNK_SIZE: int
+    PAGE_SIZE: int
+    ARCHIVE_STORAGE: str
+    ARCHIVE_UPLOAD_TO: str
+    RESPONSE_TIMEOUT: float
+    MAX_RESPONSE_BYTES: int
 
     def __init__(self) -> None:
         self._cache: dict[str, Any] = {}
@@ -167,7 +217,10 @@ class TensorPixSettings:
         if name.startswith("_") or name not in DEFAULTS:
             raise AttributeError(f"Invalid TensorPix setting: {name!r}")
         if name not in self._cache:
-            self._cache[name] = self.user_settings.get(name, DEFAULTS[name])
+            value = self.user_settings.get(name, DEFAULTS[name])
+            if isinstance(DEFAULTS[name], float) and type(value) is int:
+                value = float(value)
+            self._cache[name] = value
         return self._cache[name]
 
     def unknown_keys(self) -> list[str]:

@@ -9,9 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
+
 
 class TensorPixError(Exception):
     """Base class of every django-tensorpix error."""
+
+
+class ConfigurationError(TensorPixError, ImproperlyConfigured):
+    """The ``TENSORPIX`` settings cannot work: no account of that name, no or a broken key.
+
+    Raised when a client is built, i.e. only where TensorPix is about to be called, so
+    commands that never call it (``migrate``, ``collectstatic``) run without a key. Also
+    Django's ``ImproperlyConfigured``, which is what hosts catch for settings mistakes.
+    """
 
 
 class APIError(TensorPixError):
@@ -57,24 +68,52 @@ class RateLimited(APIError):
         self.retry_after = retry_after
 
 
+class InvalidRequest(APIError, ValueError):
+    """400: TensorPix refused the request's content.
+
+    TensorPix answers 400 for invalid fields, and also (per its guides) for too few Credits
+    and a full storage quota, with the same documented body
+    ``{"errors": {field: [message, ...]}, "non_field_errors": [message, ...]}``, exposed as
+    ``field_errors`` and ``non_field_errors``. Nothing documented tells those cases apart,
+    so they are one exception; show the messages to whoever can act on them.
+    """
+
+    @property
+    def field_errors(self) -> dict[str, list[str]]:
+        errors = self.body.get("errors") if isinstance(self.body, dict) else None
+        if not isinstance(errors, dict):
+            return {}
+        return {str(key): _messages(value) for key, value in errors.items()}
+
+    @property
+    def non_field_errors(self) -> list[str]:
+        if not isinstance(self.body, dict):
+            return []
+        return _messages(self.body.get("non_field_errors", []))
+
+
+def _messages(value: Any) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list) else [str(value)]
+
+
 class InsufficientCredits(APIError):
-    """400 or 402 saying the account has too few Credits for the job."""
-
-
-class QuotaExceeded(APIError):
-    """400 saying the account's storage quota is full."""
+    """402 Payment Required (listed on TensorPix's from-url endpoints): too few Credits."""
 
 
 class TransientError(TensorPixError):
-    """A connection error, timeout or 5xx that the retries gave up on.
+    """A connection error, timeout or retryable status that the retries gave up on.
 
-    A POST's failure in transit is its subclass :class:`OutcomeUnknown`.
+    ``status`` is the last HTTP status received (``None`` when no answer came). A POST's
+    failure in transit is its subclass :class:`OutcomeUnknown`, which is not retryable.
     """
 
-    def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
+    def __init__(
+        self, message: str, *, method: str = "", path: str = "", status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.method = method
         self.path = path
+        self.status = status
 
 
 class OutcomeUnknown(TransientError):
@@ -85,8 +124,24 @@ class OutcomeUnknown(TransientError):
     """
 
 
+class DownloadError(APIError):
+    """A storage (presigned) URL answered with an error, or redirected where we won't follow.
+
+    ``status`` is the storage's HTTP status (a 403 usually means the signature expired:
+    fetch the object again from TensorPix for a fresh URL).
+    """
+
+
 class MalformedResponse(TensorPixError, ValueError):
-    """TensorPix answered 2xx with a body that is not the JSON we expect."""
+    """TensorPix answered with a body that is not the JSON we expect (or not safely readable).
+
+    Also raised for a ``next`` link the client refuses to follow and for a listing that
+    makes no progress, so a hostile or broken server ends a sync with a clear error.
+    """
+
+
+class ResponseTooLarge(MalformedResponse):
+    """A response body grew past ``MAX_RESPONSE_BYTES`` (after decompression)."""
 
 
 class MalformedPayload(TensorPixError, ValueError):

@@ -7,6 +7,7 @@ twice, so the client never repeats a POST (the submission code reconciles instea
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -18,6 +19,10 @@ RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 
 # Keeps ``2 ** attempt`` a float that cannot overflow, whatever MAX_RETRIES says.
 _MAX_EXPONENT = 32
+# Longest wait a Retry-After is read as (a year): longer ones mean the same to the client,
+# and a 400-digit header must not become an infinite float.
+_MAX_RETRY_AFTER = 365 * 24 * 3600.0
+_SECONDS = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -38,9 +43,9 @@ class RetryPolicy:
     def from_settings(cls, *, max_retries: int | None = None) -> RetryPolicy:
         return cls(
             max_retries=(tensorpix_settings.MAX_RETRIES if max_retries is None else max_retries),
-            backoff_base=float(tensorpix_settings.RETRY_BACKOFF_BASE),
-            backoff_max=float(tensorpix_settings.RETRY_BACKOFF_MAX),
-            retry_after_max=float(tensorpix_settings.RETRY_AFTER_MAX),
+            backoff_base=tensorpix_settings.RETRY_BACKOFF_BASE,
+            backoff_max=tensorpix_settings.RETRY_BACKOFF_MAX,
+            retry_after_max=tensorpix_settings.RETRY_AFTER_MAX,
         )
 
     def backoff(self, attempt: int) -> float:
@@ -56,19 +61,21 @@ class RetryPolicy:
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait according to a ``Retry-After`` header, or ``None`` if absent/invalid.
 
-    The header is either a number of seconds or an HTTP-date (RFC 9110 section 10.2.3);
-    a date in the past means "now".
+    The header is either a number of seconds (ASCII digits only: ``str.isdigit`` also
+    accepts ``"²"``) or an HTTP-date (RFC 9110 section 10.2.3); a date in the past means
+    "now". Any other value is ignored, and a wait is capped at a year so it stays finite.
     """
     if value is None or not value.strip():
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if _SECONDS.fullmatch(value):
+        # More digits than a year has seconds is "a year" (and int() of it stays cheap).
+        return _MAX_RETRY_AFTER if len(value) > 9 else min(float(value), _MAX_RETRY_AFTER)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        wait = (when - (now or datetime.now(UTC))).total_seconds()
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    now = now or datetime.now(UTC)
-    return max(0.0, (when - now).total_seconds())
+    return min(max(0.0, wait), _MAX_RETRY_AFTER)

@@ -31,6 +31,22 @@ A recovered ``created`` is True exactly when the event has no old status.
 ``job_progress`` (``job``, ``old_progress``, ``new_progress``: ratios 0 to 1, the old one
 ``None`` for a job seen for the first time) is best effort: sent on commit when the sync
 stored a new ``processing_progress``, never re-sent, and lost if the process dies.
+
+Django's model signals sent by the sync (it writes in bulk, so it sends them itself),
+inside the sync's transaction, for the objects of the page and their nested objects:
+
+* ``post_save`` for each row created or changed (none for a row re-read unchanged, even
+  though its ``synced_at`` and presigned URLs move): ``sender`` the model, ``instance``,
+  ``created``, ``raw=False``, ``using``, and ``update_fields`` = ``None`` for a created row,
+  else a frozenset of the concrete fields that changed (TensorPix's columns,
+  ``input_video``, ``output_video``, ``remote_data`` when only fields TensorPix added later
+  changed). Always valid for ``instance.save(update_fields=update_fields)``.
+* ``m2m_changed`` for a job's ML model links, after its ``post_save``: ``sender`` =
+  ``Job.ml_models.through``, ``action`` ``"post_remove"`` then ``"post_add"`` (no ``pre_``
+  actions: the links are already written), ``reverse=False``, ``model=MLModel``,
+  ``pk_set``, ``using``. A job created with links gets ``post_add`` too.
+* No ``pre_save``, and nothing when a row is flagged ``missing_remote`` or when a job loses
+  its output video to a job that claims it later (bulk updates).
 """
 
 from django.dispatch import Signal

@@ -20,7 +20,7 @@ from django_tensorpix.conf import tensorpix_settings
 from django_tensorpix.exceptions import TensorPixError
 from django_tensorpix.models import Job
 from django_tensorpix.schedules import BEAT_SCHEDULE, SWEEP_INTERVAL
-from django_tensorpix.sync import SYNC_KINDS, sync_pages
+from django_tensorpix.sync import sync_full_listing
 
 __all__ = [
     "BEAT_SCHEDULE",
@@ -86,8 +86,7 @@ def _sync_kinds(kinds: tuple[str, ...]) -> dict[str, dict[str, int]]:
         try:
             with TensorPixClient.for_account(alias) as client:
                 for kind in kinds:
-                    pages = getattr(client, SYNC_KINDS[kind].client_method)()
-                    result = sync_pages(kind, pages, account=alias, mark_missing=True)
+                    result = sync_full_listing(kind, client)
                     counts[kind] = result.seen
         except TensorPixError as error:
             logger.error("Syncing account %r failed: %s", alias, error)

@@ -90,3 +90,29 @@ def test_job_changelist_queries_do_not_grow_with_rows(
     with django_assert_max_num_queries(12):
         page = admin_client.get(reverse("admin:django_tensorpix_job_changelist"))
     assert page.status_code == 200
+
+
+def test_an_error_quoting_the_key_shows_redacted_in_the_admin(admin_client, finished_job):
+    # The admin shows what the client produced: a server that echoes the key in an error
+    # body must not get it onto an admin page through the stored error. (The test above
+    # cannot fail: the admin never reads settings.)
+    from django_tensorpix.client import TensorPixClient
+    from django_tensorpix.conf import Account
+    from django_tensorpix.exceptions import NotFound
+    from tests.test_client_safety import _start_host
+
+    host = _start_host()
+    try:
+        host.json(f"/api/jobs/{finished_job.tensorpix_id}/", {"detail": f"bad {SECRET}"}, 404)
+        client = TensorPixClient(Account("default", SECRET, host.url), max_retries=0)
+        with client, pytest.raises(NotFound) as caught:
+            client.get_job(finished_job.tensorpix_id)
+    finally:
+        host.server.shutdown()
+        host.server.server_close()
+    Job.objects.filter(pk=finished_job.pk).update(last_sync_error=str(caught.value))
+
+    page = admin_client.get(reverse("admin:django_tensorpix_job_change", args=[finished_job.pk]))
+
+    assert "bad [redacted]" in page.text
+    assert SECRET not in page.text

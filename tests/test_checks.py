@@ -2,7 +2,7 @@ import pytest
 from django.core.checks import Error
 from django.test import override_settings
 
-from django_tensorpix.checks import check_tensorpix_settings
+from django_tensorpix.checks import check_tensorpix_api_keys, check_tensorpix_settings
 
 
 def check_ids(**tensorpix) -> list[str | None]:
@@ -22,7 +22,8 @@ def test_a_complete_configuration_passes():
 
 def test_e001_no_api_key_for_the_default_account():
     with override_settings(TENSORPIX={}):
-        messages = check_tensorpix_settings()
+        assert check_tensorpix_settings() == []
+        messages = check_tensorpix_api_keys()
     assert [m.id for m in messages] == ["tensorpix.E001"]
     assert isinstance(messages[0], Error)
     assert "TENSORPIX_API_KEY" in str(messages[0].hint)
@@ -31,11 +32,13 @@ def test_e001_no_api_key_for_the_default_account():
 def test_e001_is_satisfied_by_the_environment(monkeypatch):
     monkeypatch.setenv("TENSORPIX_API_KEY", "from-env")
     assert check_ids() == []
+    with override_settings(TENSORPIX={}):
+        assert check_tensorpix_api_keys() == []
 
 
 def test_e001_names_another_account_without_a_key():
     with override_settings(TENSORPIX={"API_KEY": "k", "ACCOUNTS": {"studio": {}}}):
-        messages = check_tensorpix_settings()
+        messages = check_tensorpix_api_keys()
     assert [m.id for m in messages] == ["tensorpix.E001"]
     assert "'studio'" in messages[0].msg
 
@@ -113,4 +116,36 @@ def test_checks_run_with_the_system_check_framework():
     from django.core.management.base import SystemCheckError
 
     with override_settings(TENSORPIX={}), pytest.raises(SystemCheckError, match="E001"):
+        call_command("check", deploy=True)
+
+
+@pytest.mark.django_db
+def test_a_missing_key_does_not_stop_commands_that_never_call_tensorpix():
+    from django.core.management import call_command
+
+    with override_settings(TENSORPIX={}):
         call_command("check")
+        call_command("migrate", "--check", verbosity=0)
+
+
+@pytest.mark.parametrize(
+    "key", ["sk-abc def", "sk-abc\ndef", "sk-\x00abc", "sk-abcé"], ids=["space", "nl", "nul", "é"]
+)
+def test_e009_a_key_that_cannot_go_in_a_header_is_reported_without_echoing_it(key):
+    with override_settings(TENSORPIX={"API_KEY": key, "ACCOUNTS": {"studio": {"API_KEY": key}}}):
+        messages = check_tensorpix_settings()
+
+    assert [m.id for m in messages] == ["tensorpix.E009", "tensorpix.E009"]
+    for message in messages:
+        assert "abc" not in f"{message.msg} {message.hint}"
+
+
+def test_w001_a_key_with_a_trailing_newline_is_stripped_and_reported(monkeypatch):
+    with override_settings(TENSORPIX={"API_KEY": "sk-secret-key\n"}):
+        messages = check_tensorpix_settings()
+        from django_tensorpix.conf import tensorpix_settings
+
+        assert tensorpix_settings.get_account().api_key == "sk-secret-key"
+
+    assert [m.id for m in messages] == ["tensorpix.W001"]
+    assert "sk-secret" not in f"{messages[0].msg} {messages[0].hint}"

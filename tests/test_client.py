@@ -15,9 +15,8 @@ from django_tensorpix.exceptions import (
     APIError,
     AuthenticationError,
     Conflict,
-    InsufficientCredits,
+    InvalidRequest,
     NotFound,
-    QuotaExceeded,
 )
 
 FINISHED, CANCELED, PROCESSING = 2, -2, 1
@@ -196,22 +195,26 @@ def test_invalid_job_raises_api_error_with_the_parsed_body(emulator, client):
         client.create_job(input_video=video_id, ml_models=[])
 
     error = caught.value
-    assert type(error) is APIError
+    assert type(error) is InvalidRequest
     assert error.status == 400
+    assert "ml_models" in error.field_errors
     assert "ml_models" in error.body["errors"]
     assert str(error).startswith("POST /api/jobs/ failed: 400 ml_models:")
 
 
-def test_job_costing_more_than_the_balance_raises_insufficient_credits(emulator, client):
+def test_job_costing_more_than_the_balance_is_an_invalid_request_with_the_message(emulator, client):
+    # TensorPix's guides say "not enough Credits" is a 400 validation error, shaped like any
+    # other: the client classifies by status and hands the messages on, it does not guess.
     model_id = _ml_model_id(client)
     emulator.balance = Decimal("0")
 
-    with pytest.raises(InsufficientCredits) as caught:
+    with pytest.raises(InvalidRequest) as caught:
         client.create_job_from_url(
             video_url="https://videos.example.com/a.mp4", ml_models=[model_id]
         )
 
-    assert caught.value.status in (400, 402)
+    assert caught.value.status == 400
+    assert any("Credits" in message for message in caught.value.non_field_errors)
 
 
 def test_cancel_job_then_cancel_again_is_a_conflict(emulator, client):
@@ -276,13 +279,14 @@ def test_uploaded_video_is_listed_fetched_and_deleted(client):
         client.get_video(uploaded["id"])
 
 
-def test_upload_over_the_storage_quota_raises_quota_exceeded(emulator, client):
+def test_upload_over_the_storage_quota_is_an_invalid_request(emulator, client):
     emulator.storage_quota = 0
 
-    with pytest.raises(QuotaExceeded) as caught:
+    with pytest.raises(InvalidRequest) as caught:
         client.upload_video(io.BytesIO(b"x" * 2048), "big.mp4")
 
-    assert str(caught.value).startswith("POST /api/videos/ failed: 4")
+    assert str(caught.value).startswith("POST /api/videos/ failed: 400")
+    assert caught.value.non_field_errors
 
 
 def test_iter_videos_follows_pages(emulator, small_pages, make_client):

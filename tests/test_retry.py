@@ -55,3 +55,20 @@ def test_retry_after_date_in_the_past_means_now():
 @pytest.mark.parametrize("header", [None, "", "soon", "-5", "1.5e9", "Mon, 99 Foo 2026"])
 def test_unusable_retry_after_is_ignored(header):
     assert parse_retry_after(header) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("²", None),  # str.isdigit() says yes; float() says no
+        ("٣", None),
+        ("9" * 400, 365 * 24 * 3600.0),
+        ("1e400", None),
+        ("Mon, 01 Jan 99999 00:00:00 GMT", None),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", 365 * 24 * 3600.0),
+        ("120", 120.0),
+    ],
+)
+def test_parse_retry_after_never_raises_and_stays_finite(value, expected):
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert parse_retry_after(value, now=now) == expected

@@ -1,8 +1,9 @@
 """Syncing job pages: nested objects, ML model links, and the one place a status changes.
 
-A page of jobs costs a constant number of queries whatever its size: the page's job rows
-(locked), then for ML models, input videos and output videos one read and one write each,
-one upsert of the jobs, one read / delete / insert of ML model links, one insert of events.
+A page of jobs costs a constant number of queries whatever its size: the sync lock (on
+PostgreSQL), the page's job rows (locked), then for ML models, input videos and output
+videos one read and one write each, one upsert of the jobs, one read / delete / insert of
+ML model links, one insert of events.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from functools import partial
 from typing import Any
 
 from django.db import router, transaction
+from django.db.models import Q
+from django.db.models.signals import m2m_changed
 from django.utils import timezone
 
 from django_tensorpix import signals
@@ -26,6 +29,7 @@ from django_tensorpix.sync.rows import (
     RowChange,
     apply_payload,
     last_per_id,
+    lock_for_sync,
     mark_seen,
     read_existing,
     save_rows,
@@ -41,6 +45,8 @@ JOB_UPDATE_FIELDS = [
     "status_changed_at",
     *BOOKKEEPING_FIELDS,
 ]
+# Every model a page of jobs writes: all are locked together (see ``lock_for_sync``).
+JOB_PAGE_MODELS = (Job, MLModel, Video, RestoredVideo)
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,8 @@ def decide_transition(job: Job | None, parsed: Parsed) -> Transition:
 
     Monotonic: a job in a final status never leaves it, and within one status
     ``processing_progress`` never goes back; a payload that would do either is stale (read
-    before one we already applied) and is ignored as a whole. Any other move is TensorPix's
+    before one we already applied) and is ignored as a whole. A stored progress outside
+    0-1 is not trusted for that comparison. Any other move is TensorPix's
     word, including to or from a status this version does not know, and back to In Queue
     (TensorPix may requeue a job whose GPU server went away).
     """
@@ -73,7 +80,10 @@ def decide_transition(job: Job | None, parsed: Parsed) -> Transition:
         return Transition(False, old_status, new_status)
     new_progress = parsed.values["processing_progress"]
     progress = job.processing_progress
-    if new_status == old_status and progress is not None and new_progress < progress:
+    # Only a progress within TensorPix's documented 0-1 counts: a stored 2 (a TensorPix
+    # glitch) would otherwise make every later payload of the status look stale.
+    in_range = progress is not None and 0.0 <= progress <= 1.0
+    if new_status == old_status and in_range and new_progress < progress:
         return Transition(False, old_status, new_status)
     return Transition(True, old_status, new_status)
 
@@ -88,8 +98,12 @@ class JobPage:
 def sync_job_page(parsed_jobs: Iterable[Parsed], *, account: str) -> JobPage:
     jobs = last_per_id(parsed_jobs)
     using = router.db_for_write(Job)
-    now = timezone.now()
     with transaction.atomic(using=using):
+        lock_for_sync(JOB_PAGE_MODELS, account=account, using=using)
+        # Read the clock once the lock is held: a sync that waited must not stamp rows
+        # with a time before the sync it waited for (a full listing would then flag them
+        # missing, as not seen since it started).
+        now = timezone.now()
         existing = read_existing(
             Job, account, [job.tensorpix_id for job in jobs], using=using, lock=True
         )
@@ -110,13 +124,44 @@ def sync_job_page(parsed_jobs: Iterable[Parsed], *, account: str) -> JobPage:
         for job_id, transition in transitions.items():
             if transition.status_changed:
                 changes[job_id].instance.status_changed_at = now
+        _release_claimed_outputs(accepted, changes, nested.restored_videos, using=using)
         save_rows(Job, changes.values(), JOB_UPDATE_FIELDS, now=now, using=using)
-        _link_ml_models(accepted, changes, nested.ml_models, using=using)
+        links = _link_ml_models(accepted, changes, nested.ml_models, using=using)
         _record_transitions(changes, transitions, now=now, using=using)
         _send_progress_on_commit(changes, old_progress, using=using)
         for group in (nested.ml_models, nested.videos, nested.restored_videos, changes):
             send_post_save(group.values(), using=using)
+        _send_m2m_changed(changes, links, using=using)
     return JobPage(changes)
+
+
+def _release_claimed_outputs(
+    jobs: list[Parsed],
+    changes: dict[int, RowChange],
+    restored_videos: dict[int, RowChange],
+    *,
+    using: str,
+) -> None:
+    """Detach an output video from the job that had it when another job now claims it.
+
+    ``Job.output_video`` is one-to-one, and TensorPix's word on a later read wins: when a
+    job of this page names an output another job still holds (read on another page or in
+    another run), the link moves. The job that loses it is updated in bulk and sends no
+    ``post_save``. One query, and only when a known output changes hands.
+    """
+    claims = Q()
+    for job in jobs:
+        change = changes[job.tensorpix_id]
+        output = job.values["output_video"]
+        if output is None or restored_videos[output.tensorpix_id].created:
+            continue
+        if not (change.created or "output_video" in change.changed):
+            continue
+        claims |= Q(output_video_id=restored_videos[output.tensorpix_id].instance.pk) & ~Q(
+            pk=change.instance.pk
+        )
+    if claims:
+        Job._default_manager.using(using).filter(claims).update(output_video=None)
 
 
 @dataclass
@@ -191,8 +236,11 @@ def _link_ml_models(
     ml_models: dict[int, RowChange],
     *,
     using: str,
-) -> None:
-    """Make each job's ML model links match its payload: one read, one delete, one insert."""
+) -> dict[int, tuple[set[int], set[int]]]:
+    """Make each job's ML model links match its payload: one read, one delete, one insert.
+
+    Returns the ML model pks added and removed, by job pk, for ``m2m_changed``.
+    """
     through = Job.ml_models.through
     links = through._default_manager.using(using)
     wanted = {
@@ -203,6 +251,7 @@ def _link_ml_models(
     }
     current: dict[int, set[int]] = {job_pk: set() for job_pk in wanted}
     obsolete = []
+    removed: dict[int, set[int]] = {job_pk: set() for job_pk in wanted}
     known_jobs = [
         changes[job.tensorpix_id].instance.pk
         for job in jobs
@@ -214,6 +263,7 @@ def _link_ml_models(
             current[job_pk].add(model_pk)
             if model_pk not in wanted[job_pk]:
                 obsolete.append(link_id)
+                removed[job_pk].add(model_pk)
     if obsolete:
         links.filter(id__in=obsolete).delete()
     new_links = [
@@ -222,11 +272,41 @@ def _link_ml_models(
         for model_pk in model_pks - current[job_pk]
     ]
     if new_links:
-        links.bulk_create(new_links)
+        # The sync lock already keeps two syncs from inserting the same link; ON CONFLICT
+        # DO NOTHING keeps a writer that does not take it (host code) from failing the page.
+        links.bulk_create(new_links, ignore_conflicts=True)
+    return {
+        job_pk: (wanted[job_pk] - current[job_pk], removed[job_pk])
+        for job_pk in wanted
+        if wanted[job_pk] != current[job_pk]
+    }
+
+
+def _send_m2m_changed(
+    changes: dict[int, RowChange], links: dict[int, tuple[set[int], set[int]]], *, using: str
+) -> None:
+    """``m2m_changed`` for the ML model links, as ``job.ml_models.remove()/add()`` sends it.
+
+    Only the ``post_remove`` and ``post_add`` actions: the links are written in bulk before
+    any signal, so there is no "before" to announce. Sent after the jobs' ``post_save``.
+    """
+    through = Job.ml_models.through
     for change in changes.values():
-        pk = change.instance.pk
-        if pk in wanted and not change.created and current[pk] != wanted[pk]:
-            change.changed.add("ml_models")
+        job = change.instance
+        if job.pk not in links:
+            continue
+        added, removed = links[job.pk]
+        for action, pk_set in (("post_remove", removed), ("post_add", added)):
+            if pk_set:
+                m2m_changed.send(
+                    sender=through,
+                    instance=job,
+                    action=action,
+                    reverse=False,
+                    model=MLModel,
+                    pk_set=set(pk_set),
+                    using=using,
+                )
 
 
 def _record_transitions(

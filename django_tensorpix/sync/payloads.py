@@ -11,8 +11,9 @@ and the field, when:
   numbers, a ``cost_usd`` other than ``-?\\d{0,6}(\\.\\d{0,4})?``, a date-time that is not
   ISO 8601 or falls outside years 1-9999 in UTC;
 * a string anywhere in the payload, extra fields included, holds a NUL character or a lone
-  surrogate. PostgreSQL refuses NUL in text and in ``jsonb``; we reject rather than strip
-  so that what is stored is always exactly what TensorPix sent, on every database.
+  surrogate, or the payload nests deeper than ``MAX_JSON_DEPTH``. PostgreSQL refuses NUL
+  in text and in ``jsonb``; we reject rather than strip so that what is stored is always
+  exactly what TensorPix sent, on every database.
 
 Values the schema bounds but the column can hold (a ``quality_score`` of 6, an unknown
 status or task) are stored as they come: TensorPix's data is the truth we mirror, and
@@ -33,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.utils.dateparse import parse_datetime
 
+from django_tensorpix._http import MAX_JSON_DEPTH, json_depth
 from django_tensorpix.exceptions import MalformedPayload
 
 INT32 = (-(2**31), 2**31 - 1)
@@ -290,9 +292,15 @@ def check_json(value: Any) -> None:
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False)
         text.encode("utf-8")
+    except RecursionError:
+        raise Invalid(f"is nested deeper than {MAX_JSON_DEPTH} levels") from None
     except (ValueError, TypeError):
         pass
     else:
+        # Bounded here too (the client already refuses deeper answers): comparing and
+        # storing JSON recurses once per level, on every later sync of the object.
+        if json_depth(text) > MAX_JSON_DEPTH:
+            raise Invalid(f"is nested deeper than {MAX_JSON_DEPTH} levels")
         if "\\u0000" not in text:
             return
     for where, item in _walk(value, ""):

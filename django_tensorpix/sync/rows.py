@@ -10,16 +10,25 @@ tells created from changed from unchanged, which ``bulk_create`` alone cannot.
 A row whose TensorPix fields did not change sends no ``post_save``, even when it is
 written (a re-signed URL is still stored). ``synced_at`` moves either way: a full sync
 relies on it to find the rows TensorPix no longer returns.
+
+Concurrent syncs (two ``tensorpix_sync`` processes, a sync and a poll of one of its jobs)
+are serialised per model and account by :func:`lock_for_sync`, a PostgreSQL transaction
+advisory lock taken before anything is read. Reading first and then writing is only
+honest when no one else inserts the same rows in between: without the lock both syncs
+saw "no row yet", both counted the rows as created and both inserted the same ML model
+links (an ``IntegrityError``). The lock is held for one page's transaction, so a poll
+waits at most for one page.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import models
+from django.db import connections, models
 from django.db.models.signals import post_save
 
 from django_tensorpix.sync.payloads import ObjectSpec, Parsed, same_json
@@ -45,6 +54,29 @@ class RowChange:
     @property
     def is_change(self) -> bool:
         return self.created or bool(self.changed)
+
+
+def lock_for_sync(model_classes: Iterable[type[models.Model]], *, account: str, using: str) -> None:
+    """Wait until no other transaction syncs rows of these models for ``account``.
+
+    A PostgreSQL transaction-level advisory lock per (table, account), released at commit;
+    call it first in the transaction, before any read. The locks are taken in the order of
+    their keys, the same in every process, so two syncs touching several models cannot
+    deadlock. Do not call the sync inside a transaction that already holds row locks on
+    mirrored rows: it could wait on a sync that waits on those rows. A no-op on other
+    databases (SQLite serialises writers itself).
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return
+    keys = sorted({_lock_key(model._meta.db_table, account) for model in model_classes})
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(key) FROM unnest(%s::bigint[]) AS key", [keys])
+
+
+def _lock_key(table: str, account: str) -> int:
+    digest = hashlib.blake2b(f"django_tensorpix:{table}:{account}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big", signed=True)
 
 
 def last_per_id(items: Iterable[Parsed]) -> list[Parsed]:
@@ -170,19 +202,27 @@ def upsert_page(
 def send_post_save(changes: Iterable[RowChange], *, using: str) -> None:
     """``post_save`` for every created or changed row, as ``Model.save()`` would send it.
 
-    The bulk path sends none by itself. ``update_fields`` names the TensorPix fields that
-    changed (``ml_models`` included for a job), so receivers can tell what moved. Like
-    ``save()``'s, it fires inside the transaction: a receiver that starts a Celery task
-    should do so in ``transaction.on_commit``.
+    The bulk path sends none by itself. ``update_fields`` is ``None`` for a created row and
+    otherwise the names of the concrete fields that changed (TensorPix's columns,
+    ``input_video``/``output_video``, ``remote_data`` for fields TensorPix added later),
+    exactly what ``save(update_fields=...)`` accepts, so a receiver that re-saves with it
+    works. Many-to-many changes (a job's ``ml_models``) are announced by ``m2m_changed``,
+    as Django does. Like ``save()``'s, it fires inside the transaction: a receiver that
+    starts a Celery task should do so in ``transaction.on_commit``.
     """
     for change in changes:
         if not change.is_change:
             continue
+        model = type(change.instance)
+        concrete = {f.name for f in model._meta.concrete_fields}
+        updated = frozenset(name for name in change.changed if name in concrete)
+        if not change.created and not updated:
+            continue
         post_save.send(
-            sender=type(change.instance),
+            sender=model,
             instance=change.instance,
             created=change.created,
-            update_fields=None if change.created else frozenset(change.changed),
+            update_fields=None if change.created else updated,
             raw=False,
             using=using,
         )

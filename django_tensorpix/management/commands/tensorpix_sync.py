@@ -9,21 +9,21 @@ never printed.
 from __future__ import annotations
 
 from argparse import ArgumentTypeError
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_tensorpix.client import Page, TensorPixClient
-from django_tensorpix.conf import DEFAULT_ACCOUNT, ImproperlyConfiguredAccount
+from django_tensorpix.client import TensorPixClient
+from django_tensorpix.conf import DEFAULT_ACCOUNT
 from django_tensorpix.exceptions import (
     APIError,
     AuthenticationError,
+    ConfigurationError,
     MalformedPayload,
     MalformedResponse,
     TransientError,
 )
-from django_tensorpix.sync import SYNC_KINDS, SyncResult, sync_pages
+from django_tensorpix.sync import SYNC_KINDS, SyncResult, sync_full_listing, sync_pages
 
 ERASE_LINE = "\r\x1b[2K"
 # Catalogue and inputs first, jobs last: a job's nested copies then refresh the others.
@@ -57,36 +57,32 @@ class Command(BaseCommand):
         account = options["account"]
         try:
             client = TensorPixClient.for_account(account)
-        except ImproperlyConfiguredAccount as error:
+        except ConfigurationError as error:
             raise CommandError(str(error)) from None
         with client:
             for kind in kinds:
                 result = self.sync_kind(client, kind, account, not options["no_mark_missing"])
                 self.stdout.write(f"{kind}: {describe(result)}")
+                for skipped in result.skipped:
+                    self.stderr.write(f"{kind}: skipped {skipped.reason}")
 
     def sync_kind(
         self, client: TensorPixClient, kind: str, account: str, mark_missing: bool
     ) -> SyncResult:
         show_progress = self.stdout.isatty()
-        total: int | None = None
-
-        def remember_total(pages: Iterable[Page[Any]]) -> Iterator[Page[Any]]:
-            nonlocal total
-            for page in pages:
-                total = page.total
-                yield page
 
         def progress(result: SyncResult) -> None:
             if show_progress:
-                self.stdout.write(f"\r{kind}: {progress_bar(result.seen, total)}", ending="")
+                bar = progress_bar(result.seen, result.expected)
+                self.stdout.write(f"\r{kind}: {bar}", ending="")
                 self.stdout.flush()
 
-        pages = remember_total(getattr(client, SYNC_KINDS[kind].client_method)())
-
         try:
-            result = sync_pages(
-                kind, pages, account=account, mark_missing=mark_missing, on_page=progress
-            )
+            if mark_missing:
+                result = sync_full_listing(kind, client, on_page=progress)
+            else:
+                pages = SYNC_KINDS[kind].list_pages(client)
+                result = sync_pages(kind, pages, account=account, on_page=progress)
         except AuthenticationError as error:
             raise CommandError(
                 f"TensorPix refused the API key of account {account!r} ({error.status}). "
@@ -128,5 +124,7 @@ def describe(result: SyncResult) -> str:
     ]
     if result.stale:
         parts.append(f"{result.stale} stale (ignored)")
+    if result.skipped:
+        parts.append(f"{len(result.skipped)} skipped (malformed)")
     parts.append(f"{result.missing} newly missing")
     return ", ".join(parts)

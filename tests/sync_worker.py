@@ -1,0 +1,47 @@
+"""One OS process of the concurrency tests: syncs a listing into the test database.
+
+``python -m tests.sync_worker MODE LISTING.json DIRECTORY ROUNDS`` sets Django up
+(``DATABASE_URL`` names the test database) and, for each round, waits for
+``DIRECTORY/start-N`` so that the processes start together, syncs, and writes its result
+as JSON to ``DIRECTORY/<pid>-N``. MODE is ``listing`` (every page of jobs) or ``jobs``
+(every third job on its own, as polls do).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def main(mode: str, listing_path: str, directory: str, rounds: str) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    import django
+
+    django.setup()
+    from django_tensorpix.sync import sync_job, sync_pages
+
+    pages = json.loads(Path(listing_path).read_text())
+    folder = Path(directory)
+    (folder / f"ready-{os.getpid()}").touch()
+    for round_number in range(int(rounds)):
+        while not (folder / f"start-{round_number}").exists():
+            time.sleep(0.005)
+        if mode == "listing":
+            result = sync_pages("jobs", pages)
+            outcome: dict[str, int | None] = {"created": result.created, "seen": result.seen}
+        else:
+            # Every third job, last first: polls meet the listing's pages mid-way.
+            polled = [payload for page in pages for payload in page][::-3]
+            for payload in polled:
+                sync_job(payload)
+            outcome = {"created": None, "seen": len(polled)}
+        partial = folder / f"{os.getpid()}-{round_number}.part"
+        partial.write_text(json.dumps(outcome))
+        partial.rename(folder / f"{os.getpid()}-{round_number}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
