@@ -294,7 +294,7 @@ def run(options: argparse.Namespace, processes: Processes, out: IO[str]) -> int:
         wait_for("The development server", http_answers(f"{base}/admin/"), 60, server_log)
         say("")
         say(f"Admin:    {base}/admin/   user {ADMIN_USER!r}, password {password!r}")
-        say(f"REST API: {base}/api/tensorpix/")
+        say(f"REST API: {base}/api/tensorpix/   (OpenAPI docs: {base}/api/docs/)")
         say("")
 
     summary = workdir / "summary.json"
