@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests_toolbelt import MultipartEncoder
-from urllib3.exceptions import DecodeError, LocationParseError, ProtocolError
+from urllib3.exceptions import DecodeError, LocationParseError, ProtocolError, ReadTimeoutError
 from urllib3.util import Url, parse_url
 
 from django_tensorpix.exceptions import (
@@ -277,12 +277,21 @@ def read_body(response: requests.Response, *, deadline: float, max_bytes: int, l
             if size > max_bytes:
                 raise ResponseTooLarge(
                     f"{label} returned a body larger than MAX_RESPONSE_BYTES ({max_bytes:,} "
-                    "bytes, decoded); refusing to read further."
+                    "bytes, decoded); refusing to read further.",
+                    status=response.status_code,
                 )
             chunks.append(chunk)
+    except ReadTimeoutError:
+        raise TransientError(
+            f"{label} failed: timed out waiting for the rest of the response ({size} bytes read).",
+            method=label.partition(" ")[0],
+            path=urlsplit(response.url or "").path,
+            status=response.status_code,
+        ) from None
     except (ProtocolError, DecodeError, OSError) as exc:
         raise MalformedResponse(
-            f"{label} failed: the response body was cut short or garbled ({type(exc).__name__})."
+            f"{label} failed: the response body was cut short or garbled ({type(exc).__name__}).",
+            status=response.status_code,
         ) from None
     finally:
         response.close()

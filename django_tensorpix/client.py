@@ -595,11 +595,13 @@ class TensorPixClient:
             raise MalformedResponse(
                 f"{label} returned {response.status_code} with a body that is not JSON "
                 f"we can read ({content_type}, {len(response.content)} bytes: "
-                f"{redact(str(error), self.account.api_key)[:200]})."
+                f"{redact(str(error), self.account.api_key)[:200]}).",
+                status=response.status_code,
             ) from None
         if not isinstance(data, dict):
             raise MalformedResponse(
-                f"{label} returned {type(data).__name__} where a JSON object was expected."
+                f"{label} returned {type(data).__name__} where a JSON object was expected.",
+                status=response.status_code,
             )
         return data
 
@@ -639,9 +641,11 @@ class TensorPixClient:
                     method, url, timeout=self._timeout, allow_redirects=False, stream=True, **kwargs
                 )
                 if not storage:
+                    # Counted from the answer's headers: an upload's own sending time is
+                    # not the server's to bound.
                     read_body(
                         response,
-                        deadline=started + self._response_timeout,
+                        deadline=time.monotonic() + self._response_timeout,
                         max_bytes=self._max_response_bytes,
                         label=label,
                     )
@@ -661,7 +665,8 @@ class TensorPixClient:
                     f"{label} failed: the response body was cut short or garbled."
                 ) from None
             except TransientError as error:
-                # RESPONSE_TIMEOUT ran out: as any timeout, retried when idempotent.
+                # The body timed out (RESPONSE_TIMEOUT or READ_TIMEOUT): as any timeout,
+                # retried when idempotent.
                 if not idempotent:
                     raise OutcomeUnknown(
                         f"{error}; the outcome is unknown: TensorPix may have acted on the "
@@ -672,7 +677,7 @@ class TensorPixClient:
                     ) from None
                 if attempt >= self._retry.max_retries:
                     raise
-                problem = "response took longer than RESPONSE_TIMEOUT"
+                problem = "the response's body timed out"
                 wait = self._retry.backoff(attempt)
             else:
                 logger.debug(

@@ -54,8 +54,9 @@ DEFAULTS: dict[str, Any] = {
     "ARCHIVE_STORAGE": "default",
     "ARCHIVE_UPLOAD_TO": "tensorpix/%Y/%m/",
     # --- Hardening (issue 8): bounds on what one TensorPix answer may cost ---
-    # Seconds one API response may take in all, headers to last byte (READ_TIMEOUT only
-    # bounds each wait on the socket, so a server dripping a byte a second never hits it).
+    # Seconds reading one API response's body may take in all, from its headers to its
+    # last byte (READ_TIMEOUT only bounds each wait on the socket, so a server dripping a
+    # byte a second never hits it).
     "RESPONSE_TIMEOUT": 120.0,
     # Largest API response body read, in bytes after decompression; a larger one raises
     # ResponseTooLarge. A page of 100 jobs is a few hundred kilobytes.

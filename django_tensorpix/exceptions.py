@@ -137,7 +137,12 @@ class MalformedResponse(TensorPixError, ValueError):
 
     Also raised for a ``next`` link the client refuses to follow and for a listing that
     makes no progress, so a hostile or broken server ends a sync with a clear error.
+    ``status`` is the HTTP status of the answer, when there was one.
     """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ResponseTooLarge(MalformedResponse):

@@ -10,7 +10,8 @@ promises shape the code:
   if that costs fewer requests than one GET each (:func:`choose_listing`).
 * **Safe with many workers.** A sweep claims due jobs with a conditional ``UPDATE`` that
   sets a lease (``poll_lease_until``, ``poll_lease_owner``): two workers never refresh
-  the same job at once, no HTTP call runs inside a transaction, and a worker killed
+  the same job at once (a sweep gives back, unrefreshed, what it has not reached when
+  half its lease is gone), no HTTP call runs inside a transaction, and a worker killed
   mid-refresh delays its jobs by at most one lease. It works alike on PostgreSQL and
   SQLite. Writes go through the sync, which is monotonic and locks rows in order, so a
   late answer never undoes a newer one.
@@ -174,12 +175,13 @@ def poll_due_jobs(*, limit: int | None = None) -> SweepResult:
     """
     result = SweepResult(dispatched=dispatch_pending())
     token, jobs = claim_due_jobs(limit=limit)
+    stop_at = time.monotonic() + float(tensorpix_settings.POLL_LEASE) / 2
     result.claimed = len(jobs)
     by_account: dict[str, list[Job]] = {}
     for job in jobs:
         by_account.setdefault(job.account, []).append(job)
     for account, account_jobs in by_account.items():
-        _AccountSweep(account, account_jobs, token, result).run()
+        _AccountSweep(account, account_jobs, token, result, stop_at=stop_at).run()
     return result
 
 
@@ -216,11 +218,25 @@ def paused_accounts(now: datetime) -> list[str]:
 class _AccountSweep:
     """Refreshing the claimed jobs of one account, then scheduling and releasing them."""
 
-    def __init__(self, account: str, jobs: list[Job], token: str, result: SweepResult) -> None:
+    def __init__(
+        self,
+        account: str,
+        jobs: list[Job],
+        token: str,
+        result: SweepResult,
+        *,
+        stop_at: float | None = None,
+    ) -> None:
         self.account = account
         self.token = token
         self.result = result
         self.pending = {job.tensorpix_id: job for job in jobs if job.tensorpix_id is not None}
+        # (time.monotonic) Past this, the claim's lease is half gone: the jobs not
+        # refreshed yet are given back rather than risk a second worker polling them too.
+        self.stop_at = stop_at
+
+    def _out_of_time(self) -> bool:
+        return self.stop_at is not None and time.monotonic() > self.stop_at
 
     def run(self) -> None:
         try:
@@ -261,6 +277,8 @@ class _AccountSweep:
         read = 0
         try:
             for page in client.iter_job_pages():
+                if self._out_of_time():
+                    break
                 self.result.requests += 1
                 self.result.listed += 1
                 read += len(page)
@@ -285,6 +303,10 @@ class _AccountSweep:
         the rest of the account without a request (TensorPix is probably down)."""
         failures_in_a_row, last_error = 0, ""
         for tensorpix_id, job in list(self.pending.items()):
+            if self._out_of_time():
+                # Due again at once: the next sweep takes them with a fresh lease.
+                self._release_at(list(self.pending.values()), timezone.now())
+                return
             if failures_in_a_row >= ACCOUNT_FAILURES_BEFORE_BACKOFF:
                 del self.pending[tensorpix_id]
                 self._failed(job, TransientError(f"Not polled, TensorPix failing: {last_error}"))

@@ -3,7 +3,7 @@
 When ``TENSORPIX_POLL_TEST_SIGNALS_KEY`` is set, every job signal a worker sends is counted in
 a Redis hash of that name (``<event id>:<signal>``), so a test in another process can
 check that each transition was dispatched exactly once; ``<name>:pids`` counts them per
-worker process.
+worker process, and ``<name>:ready`` holds the workers that are consuming.
 """
 
 from __future__ import annotations
@@ -41,8 +41,16 @@ def _count_signals() -> None:
 
 
 if SIGNALS_KEY:
-    from celery.signals import worker_init
+    from celery.signals import worker_init, worker_ready
 
     @worker_init.connect
     def _on_worker_init(**kwargs: Any) -> None:
         _count_signals()
+
+    @worker_ready.connect
+    def _on_worker_ready(sender: Any, **kwargs: Any) -> None:
+        import redis
+        from django.conf import settings
+
+        with redis.Redis.from_url(settings.CELERY_BROKER_URL) as connection:
+            connection.sadd(f"{SIGNALS_KEY}:ready", str(sender.hostname))

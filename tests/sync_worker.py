@@ -3,8 +3,8 @@
 ``python -m tests.sync_worker MODE LISTING.json DIRECTORY ROUNDS`` sets Django up
 (``DATABASE_URL`` names the test database) and, for each round, waits for
 ``DIRECTORY/start-N`` so that the processes start together, syncs, and writes its result
-as JSON to ``DIRECTORY/<pid>-N``. MODE is ``listing`` (every page of jobs) or ``jobs``
-(every third job on its own, as polls do).
+as JSON to ``DIRECTORY/<pid>-N``. MODE is ``listing`` (the full listing, as
+``tensorpix_sync`` syncs it) or ``jobs`` (every third job on its own, as polls do).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any, cast
 
 
 def main(mode: str, listing_path: str, directory: str, rounds: str) -> None:
@@ -21,7 +22,17 @@ def main(mode: str, listing_path: str, directory: str, rounds: str) -> None:
     import django
 
     django.setup()
-    from django_tensorpix.sync import sync_job, sync_pages
+    from django_tensorpix.client import Page, TensorPixClient
+    from django_tensorpix.conf import Account
+    from django_tensorpix.sync import sync_full_listing, sync_job
+
+    class Listing:
+        """The listing as a client would page it, without HTTP."""
+
+        account = Account("default", "k")
+
+        def iter_job_pages(self) -> Any:
+            return iter([Page(page, sum(map(len, pages))) for page in pages])
 
     pages = json.loads(Path(listing_path).read_text())
     folder = Path(directory)
@@ -30,7 +41,7 @@ def main(mode: str, listing_path: str, directory: str, rounds: str) -> None:
         while not (folder / f"start-{round_number}").exists():
             time.sleep(0.005)
         if mode == "listing":
-            result = sync_pages("jobs", pages)
+            result = sync_full_listing("jobs", cast(TensorPixClient, Listing()))
             outcome: dict[str, int | None] = {"created": result.created, "seen": result.seen}
         else:
             # Every third job, last first: polls meet the listing's pages mid-way.

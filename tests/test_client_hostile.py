@@ -137,6 +137,23 @@ def test_a_response_that_drips_times_out_as_a_whole(api_host, settings):
     assert len(api_host.received) == 2  # retried once, as any timeout of a GET
 
 
+def test_a_body_that_stalls_past_the_read_timeout_is_a_transient_error(api_host):
+    def stall(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "100")
+        handler.end_headers()
+        handler.wfile.write(b'{"id": 1')
+        handler.wfile.flush()
+        time.sleep(1.0)
+
+    api_host.handlers["/api/jobs/1/"] = stall
+    account = Account("default", API_KEY, api_host.url)
+    client = TensorPixClient(account, read_timeout=0.2, max_retries=0)
+    with client, pytest.raises(TransientError, match="timed out") as caught:
+        client.get_job(1)
+    assert caught.value.status == 200
+
+
 def test_empty_pages_with_a_next_link_stop_the_listing(api_host, client):
     def endless(handler: BaseHTTPRequestHandler) -> None:
         offset = len(api_host.received)
@@ -215,8 +232,9 @@ def test_a_body_over_the_cap_is_refused(api_host, settings):
     api_host.routes["/api/jobs/1/"] = (200, {}, b'{"id": 1, "x": "' + b"a" * 200_000 + b'"}')
 
     client = TensorPixClient(Account("default", API_KEY, api_host.url), max_retries=0)
-    with client, pytest.raises(ResponseTooLarge, match="MAX_RESPONSE_BYTES"):
+    with client, pytest.raises(ResponseTooLarge, match="MAX_RESPONSE_BYTES") as caught:
         client.get_job(1)
+    assert caught.value.status == 200
 
 
 def test_a_gzip_bomb_is_refused_by_its_decoded_size(api_host, settings):

@@ -233,6 +233,26 @@ def test_transient_error_backs_off_that_job_only(tensorpix_account: Any) -> None
     assert job.poll_lease_owner == ""
 
 
+def test_a_slow_sweep_gives_back_what_it_could_not_refresh_within_half_its_lease(
+    tensorpix_account: Any, settings: Any
+) -> None:
+    settings.TENSORPIX = {**settings.TENSORPIX, "POLL_LEASE": 0.5}
+    tensorpix_account.seed_jobs(2, status=FINISHED)
+    tensorpix_account.seed_jobs(6, status=PROCESSING)
+    import_jobs(tensorpix_account)
+    AccountPollState.objects.create(account="default", listed_count=10**6)  # GETs
+    tensorpix_account.inject(RETRIEVE, "latency", delay=0.1, times=None)
+    tensorpix_account.clear_requests()
+
+    result = polling.poll_due_jobs()
+
+    assert 2 <= len(tensorpix_account.requests) < 6
+    assert len(result.refreshed) == len(tensorpix_account.requests)
+    assert not Job.objects.exclude(poll_lease_owner="").exists()
+    assert Job.objects.filter(status=JobStatus.PROCESSING).count() == 6
+    assert len(polling.claim_due_jobs()[1]) == 6 - len(result.refreshed)
+
+
 def test_tensorpix_down_costs_a_few_requests_not_one_per_job(tensorpix_account: Any) -> None:
     tensorpix_account.seed_jobs(10, status=PROCESSING)
     import_jobs(tensorpix_account)

@@ -110,6 +110,9 @@ class Workers:
     def logs(self) -> str:
         return "\n".join(f"--- {log.name}\n{log.read_text()[-4000:]}" for _, log in self.processes)
 
+    def ready(self) -> int:
+        return int(self.redis.scard(f"{self.signals_key}:ready"))
+
     def dispatching_processes(self) -> set[str]:
         return {str(pid) for pid in self.redis.hkeys(f"{self.signals_key}:pids")}
 
@@ -126,7 +129,12 @@ class Workers:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        self.redis.delete(self.queue, self.signals_key, f"{self.signals_key}:pids")
+        self.redis.delete(
+            self.queue,
+            self.signals_key,
+            f"{self.signals_key}:pids",
+            f"{self.signals_key}:ready",
+        )
         self.redis.close()
 
 
@@ -151,8 +159,12 @@ def workers(fast_emulator: TensorPixEmulator, tmp_path: Path, settings: Any) -> 
 
 
 def add_jobs(emulator: TensorPixEmulator, n: int, durations: Callable[[int], float]) -> list[int]:
-    """``n`` queued jobs that run ``durations(i)`` simulated seconds; every third fails."""
-    emulator.max_active_jobs = n
+    """``n`` queued jobs that run ``durations(i)`` simulated seconds; every third fails.
+
+    They stay queued (no slot to run in) until :func:`let_jobs_run`, so a slow import on
+    a busy machine cannot see them end before any worker polls.
+    """
+    emulator.max_active_jobs = 0
     emulator.queue_delay = 0.0
     ids = emulator.seed_jobs(n, status=IN_QUEUE)
     with emulator.state.lock:
@@ -163,6 +175,16 @@ def add_jobs(emulator: TensorPixEmulator, n: int, durations: Callable[[int], flo
     with TensorPixClient.for_account() as client:
         sync_jobs(list(client.iter_jobs()))
     return ids
+
+
+def let_jobs_run(workers: Workers, emulator: TensorPixEmulator, n: int) -> None:
+    """Once every worker consumes (they boot slowly on a busy machine), let the jobs run."""
+    deadline = time.monotonic() + 60
+    while workers.ready() < len(workers.processes):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the workers did not start\n{workers.logs()}")
+        time.sleep(0.1)
+    emulator.max_active_jobs = n
 
 
 def wait_until_all_final(workers: Workers, timeout: float) -> None:
@@ -212,6 +234,7 @@ def test_worker_and_beat_bring_every_job_to_its_final_status(
     Job.objects.update(next_poll_at=None)
 
     workers.start("solo", beat=True)
+    let_jobs_run(workers, fast_emulator, 6)
     wait_until_all_final(workers, timeout=90)
 
     statuses = sorted(job.status or 0 for job in Job.objects.all())
@@ -233,6 +256,7 @@ def test_two_workers_with_faults_keep_200_jobs_exact(
 
     workers.start("first", beat=True)
     workers.start("second")
+    let_jobs_run(workers, fast_emulator, 200)
     wait_until_all_final(workers, timeout=150)
 
     fast_emulator.clear_faults()

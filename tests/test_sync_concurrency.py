@@ -113,6 +113,7 @@ def test_two_syncs_of_one_listing_into_an_empty_database(tmp_path: Path) -> None
             _assert_exact_rows(listing)
             assert first["seen"] == second["seen"] == 120
             assert first["created"] + second["created"] == 120  # honest counts
+            assert not Job.objects.filter(missing_remote=True).exists()
     finally:
         workers.stop()
 
