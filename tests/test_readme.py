@@ -14,6 +14,7 @@ see. Use it sparingly: an example that does not run is an example that rots.
 from __future__ import annotations
 
 import inspect
+import io
 import re
 import textwrap
 import unittest
@@ -109,3 +110,16 @@ def test_every_setting_is_documented_and_every_documented_setting_exists() -> No
 
     assert set(DEFAULTS) - documented_settings(text) == set()
     assert documented_settings(settings_section) - set(DEFAULTS) == set()
+
+
+@pytest.mark.parametrize("name", ["README.rst", "CHANGELOG.rst", "benchmarks/README.rst"])
+def test_the_document_is_valid_restructured_text(name: str) -> None:
+    """PyPI renders the README as its long description: a warning there breaks the page."""
+    import docutils.core
+
+    text = (README.parent / name).read_text(encoding="utf-8")
+    warnings = io.StringIO()
+    docutils.core.publish_doctree(
+        text, settings_overrides={"report_level": 2, "halt_level": 5, "warning_stream": warnings}
+    )
+    assert warnings.getvalue() == ""
