@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.utils.module_loading import import_string
 
 from django_tensorpix.conf import (
     DEFAULT_ACCOUNT,
@@ -52,6 +53,7 @@ def check_tensorpix_settings(app_configs: Any = None, **kwargs: Any) -> list[Che
     messages += _check_numbers()
     messages += _check_archive_storage()
     messages += _check_polling()
+    messages += _check_api_permissions()
     accounts_setting = tensorpix_settings.ACCOUNTS
     if not isinstance(accounts_setting, dict) or not all(
         isinstance(options, dict) for options in accounts_setting.values()
@@ -362,3 +364,24 @@ def _request_time() -> float | None:
     if all(_is_number(value, minimum=0) for value in timeouts):
         return float(sum(timeouts))
     return None
+
+
+def _check_api_permissions() -> list[CheckMessage]:
+    """tensorpix.E040: ``API_PERMISSION_CLASSES`` lists importable permission classes."""
+    paths = tensorpix_settings.API_PERMISSION_CLASSES
+    if isinstance(paths, str) or not isinstance(paths, list | tuple):
+        paths = [paths]
+    messages: list[CheckMessage] = []
+    for path in paths:
+        try:
+            import_string(path)
+        except (ImportError, TypeError, ValueError) as error:
+            messages.append(
+                Error(
+                    f'TENSORPIX["API_PERMISSION_CLASSES"] lists {path!r}, which cannot be '
+                    f"imported: {error}",
+                    hint="Give a list of dotted paths to DRF permission classes.",
+                    id="tensorpix.E040",
+                )
+            )
+    return messages

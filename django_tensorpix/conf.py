@@ -113,6 +113,13 @@ DEFAULTS: dict[str, Any] = {
     "ARCHIVE_OUTPUTS": False,
     # After archiving, delete the output at TensorPix to free its storage quota.
     "DELETE_REMOTE_AFTER_ARCHIVE": False,
+    # --- REST API (django_tensorpix.api) ---
+    # Import paths of the DRF permission classes of every API view. The default lets
+    # users see and act on their own jobs and videos only, staff on all, and needs the
+    # add_job (add_video) model permission to create a job (upload a video).
+    "API_PERMISSION_CLASSES": ("django_tensorpix.api.permissions.IsOwnerOrStaff",),
+    # Show the raw TensorPix payload of jobs, videos and outputs as local.remote_data.
+    "API_EXPOSE_REMOTE_DATA": False,
 }
 
 # Polling keys whose value must be a positive number, checked by tensorpix.E020.

@@ -5,9 +5,12 @@ plugin (registered by the package's ``pytest11`` entry point), as in a user's pr
 """
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
+from django.contrib.auth.models import Permission
+from rest_framework.test import APIClient
 
 from django_tensorpix.testing import TensorPixEmulator
 
@@ -24,3 +27,37 @@ def http(emulator: TensorPixEmulator) -> Iterator[requests.Session]:
     session.headers["Authorization"] = f"Token {emulator.api_key}"
     yield session
     session.close()
+
+
+# -- REST API (django_tensorpix.api) ---------------------------------------------------
+
+
+@pytest.fixture
+def alice(django_user_model: Any) -> Any:
+    """A user with the add_job and add_video permissions."""
+    user = django_user_model.objects.create_user("alice")
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="django_tensorpix", codename__in=["add_job", "add_video"]
+        )
+    )
+    return user
+
+
+@pytest.fixture
+def bob(django_user_model: Any) -> Any:
+    """A user without any permission."""
+    return django_user_model.objects.create_user("bob")
+
+
+@pytest.fixture
+def staff(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user("staff", is_staff=True)
+
+
+@pytest.fixture
+def api(alice: Any) -> APIClient:
+    """A DRF test client logged in as ``alice``."""
+    client = APIClient()
+    client.force_authenticate(alice)
+    return client

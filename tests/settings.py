@@ -22,6 +22,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "rest_framework",
+    "drf_spectacular",
     "django_tensorpix",
 ]
 
@@ -87,3 +88,11 @@ if os.environ.get("TENSORPIX_POLL_TEST_BEAT_INTERVAL"):
         queue=CELERY_TASK_DEFAULT_QUEUE,
         full_sync_interval=None,
     )
+
+# The REST API's tests: the host's pagination is used, the schema is drf-spectacular's.
+REST_FRAMEWORK = {
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 20,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {"tensorpix_job_create": "5/minute"},
+}

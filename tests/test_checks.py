@@ -149,3 +149,14 @@ def test_w001_a_key_with_a_trailing_newline_is_stripped_and_reported(monkeypatch
 
     assert [m.id for m in messages] == ["tensorpix.W001"]
     assert "sk-secret" not in f"{messages[0].msg} {messages[0].hint}"
+
+
+def test_e040_api_permission_classes_must_be_importable():
+    assert check_ids(API_KEY="k", API_PERMISSION_CLASSES=["no.such.Permission"]) == [
+        "tensorpix.E040"
+    ]
+    assert check_ids(API_KEY="k", API_PERMISSION_CLASSES="django_tensorpix") == ["tensorpix.E040"]
+    assert (
+        check_ids(API_KEY="k", API_PERMISSION_CLASSES=["rest_framework.permissions.IsAdminUser"])
+        == []
+    )

@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "django_tensorpix",
     "example",
 ]
@@ -115,3 +116,20 @@ if os.environ.get("EXAMPLE_FAST_POLLING") == "1":
     # The demo runs the emulator's clock many times faster than real time, while polling
     # intervals are real seconds: poll often enough to keep pace.
     TENSORPIX.update(POLL_QUEUED_INTERVAL=1.0, POLL_MIN_INTERVAL=0.5, POLL_MAX_INTERVAL=2.0)
+
+# The REST API at /api/tensorpix/, its OpenAPI schema at /api/schema/ and docs at /api/docs/.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {"tensorpix_job_create": "30/hour"},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "django-tensorpix example",
+    "DESCRIPTION": "TensorPix jobs and videos of this project, mirrored by django-tensorpix.",
+    "VERSION": "1.0.0",
+}
