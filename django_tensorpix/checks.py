@@ -311,8 +311,8 @@ def check_submission_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
         messages.append(
             Error(
                 f'TENSORPIX["SUBMIT_LEASE"] ({lease!r}) must be a number of seconds longer '
-                "than CONNECT_TIMEOUT + READ_TIMEOUT: a create request must end while its "
-                "worker holds the source.",
+                "than CONNECT_TIMEOUT + RESPONSE_TIMEOUT: a create request must end while "
+                "its worker holds the source.",
                 hint=f"The default is {DEFAULTS['SUBMIT_LEASE']!r}.",
                 id="tensorpix.E034",
             )
@@ -335,7 +335,7 @@ def check_submission_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
         messages.append(
             Warning(
                 f'TENSORPIX["RECONCILE_DELAY"] ({delay}s) is shorter than CONNECT_TIMEOUT + '
-                f"READ_TIMEOUT ({request_time}s): a create request still under way at "
+                f"RESPONSE_TIMEOUT ({request_time}s): a create request still under way at "
                 "TensorPix could be missed, and the job sent twice.",
                 id="tensorpix.W030",
             )
@@ -360,9 +360,11 @@ def _is_credits_amount(value: Any) -> bool:
 
 
 def _request_time() -> float | None:
-    timeouts = (tensorpix_settings.CONNECT_TIMEOUT, tensorpix_settings.READ_TIMEOUT)
-    if all(_is_number(value, minimum=0) for value in timeouts):
-        return float(sum(timeouts))
+    """The longest one request may last: connecting, then its whole response."""
+    connect = tensorpix_settings.CONNECT_TIMEOUT
+    responses = (tensorpix_settings.READ_TIMEOUT, tensorpix_settings.RESPONSE_TIMEOUT)
+    if all(_is_number(value, minimum=0) for value in (connect, *responses)):
+        return float(connect + max(responses))
     return None
 
 

@@ -97,8 +97,9 @@ DEFAULTS: dict[str, Any] = {
     # or submitting (its Celery message may have been lost, or its worker killed).
     "SUBMIT_GRACE_PERIOD": 120.0,
     # Seconds after a create request whose answer was lost before the job list is searched
-    # for what it created; longer than READ_TIMEOUT, so the request has surely ended.
-    "RECONCILE_DELAY": 60.0,
+    # for what it created; longer than CONNECT_TIMEOUT + RESPONSE_TIMEOUT, so the request
+    # has surely ended.
+    "RECONCILE_DELAY": 180.0,
     # Most pages of the job (or video) list read while reconciling; the list has no
     # documented order, so it is read whole. Past this, the job stays uncertain.
     "RECONCILE_MAX_PAGES": 50,
@@ -109,7 +110,8 @@ DEFAULTS: dict[str, Any] = {
     "CREDITS_MIN_BALANCE": None,
     # "refuse": the job ends rejected with a clear message; "warn": it is submitted anyway.
     "CREDITS_LOW_ACTION": "refuse",
-    # Copy each finished output into ARCHIVE_STORAGE (a Celery task on job_finished).
+    # Copy each finished output into ARCHIVE_STORAGE (a Celery task on job_finished;
+    # jobs imported already finished are not archived automatically).
     "ARCHIVE_OUTPUTS": False,
     # After archiving, delete the output at TensorPix to free its storage quota.
     "DELETE_REMOTE_AFTER_ARCHIVE": False,

@@ -14,9 +14,14 @@ logger = logging.getLogger(__name__)
 
 
 @receiver(signals.job_finished, dispatch_uid="django_tensorpix.archive_on_finish")
-def archive_finished_output(sender: Any, job: Any, **kwargs: Any) -> None:
-    """With ``ARCHIVE_OUTPUTS``, archive each finished job's output in a Celery task."""
-    if not tensorpix_settings.ARCHIVE_OUTPUTS:
+def archive_finished_output(sender: Any, job: Any, created: bool = False, **kwargs: Any) -> None:
+    """With ``ARCHIVE_OUTPUTS``, archive each finished job's output in a Celery task.
+
+    Jobs the sync meets for the first time already finished (``created``: history being
+    imported) are left alone: copying a whole account's past outputs is a decision to
+    take explicitly, with ``services.archive_output``.
+    """
+    if not tensorpix_settings.ARCHIVE_OUTPUTS or created:
         return
     from django_tensorpix import tasks
 

@@ -19,6 +19,10 @@ from typing import Any
 SWEEP_INTERVAL = 2.0
 # The full sync (imports jobs made in TensorPix's web app, flags deleted objects).
 FULL_SYNC_INTERVAL = 6 * 3600.0
+# Seconds between two submission sweeps (services.submit_pending_jobs): how soon a job
+# whose Celery message was lost, whose worker died or whose answer was lost is driven again,
+# and how often an upload's readiness is checked.
+SUBMIT_SWEEP_INTERVAL = 30.0
 
 
 def beat_schedule(
@@ -26,8 +30,11 @@ def beat_schedule(
     sweep_interval: float = SWEEP_INTERVAL,
     queue: str | None = None,
     full_sync_interval: float | None = FULL_SYNC_INTERVAL,
+    submit_interval: float | None = SUBMIT_SWEEP_INTERVAL,
 ) -> dict[str, dict[str, Any]]:
-    """Beat entries: the polling sweep and (unless ``full_sync_interval`` is None) the full sync.
+    """Beat entries: the polling sweep, the full sync and the submission sweep.
+
+    ``full_sync_interval=None`` or ``submit_interval=None`` leaves that entry out.
 
     Each run expires after one interval, so a beat that was down does not replay a pile
     of sweeps, and a sweep stuck behind slow work is dropped rather than run late
@@ -47,6 +54,12 @@ def beat_schedule(
             "task": "django_tensorpix.sync_all",
             "schedule": full_sync_interval,
             "options": {**options, "expires": full_sync_interval},
+        }
+    if submit_interval is not None:
+        schedule["tensorpix-submit-pending-jobs"] = {
+            "task": "django_tensorpix.submit_pending_jobs",
+            "schedule": submit_interval,
+            "options": {**options, "expires": submit_interval},
         }
     return schedule
 

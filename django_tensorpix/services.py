@@ -124,19 +124,6 @@ AWAITING = (
 # TensorPix's and our clocks differ; a remote job "created since the attempt" is looked
 # for from this long before the attempt.
 CLOCK_SKEW = timedelta(minutes=5)
-# Options a Job payload echoes, compared while reconciling (TensorPix fills the others).
-ECHOED_OPTIONS = (
-    "codec",
-    "preview",
-    "start_frame",
-    "end_frame",
-    "output_resolution",
-    "grain",
-    "comparison",
-    "stabilization_smoothing",
-    "playback_speed",
-    "sharpen_strength",
-)
 ModelRef = int | str | MLModel
 
 
@@ -581,6 +568,9 @@ def _input_ready(job: Job, client: TensorPixClient) -> bool:
             return False
     try:
         payload = client.get_video(video.tensorpix_id)  # type: ignore[arg-type]
+    except NotFound:
+        _reject(job, f"The uploaded input video ({video.tensorpix_id}) is gone at TensorPix.")
+        return False
     except TransientError as error:
         _note_error(job, str(error))
         return False
@@ -607,6 +597,10 @@ def _upload(job: Job, video: Video, client: TensorPixClient) -> bool:
     try:
         with upload_storage().open(video.local_file.name, "rb") as fileobj:
             payload = client.upload_video(fileobj, video.name)
+    except FileNotFoundError:
+        Video.objects.filter(pk=video.pk).update(upload_attempted_at=None)
+        _reject(job, f"The local copy of the input video ({video.local_file.name}) is gone.")
+        return False
     except (OutcomeUnknown, MalformedResponse) as error:
         _note_error(job, f"{error} The upload is looked for before being sent again.")
         return False
@@ -828,9 +822,10 @@ def _reconcile(job: Job, client: TensorPixClient) -> bool:
 
     Waits ``RECONCILE_DELAY`` after the attempt (the request must have ended), then reads
     the whole job list (its order is undocumented), bounded by ``RECONCILE_MAX_PAGES``.
-    A match has the same source and ML models, the options TensorPix echoes, was created
-    since the attempt (less ``CLOCK_SKEW``), and no other local row holds it. Any doubt
-    (listing failed or too long) keeps the job uncertain: never resend blindly.
+    A match has the same source and ML models, was created since the attempt (less
+    ``CLOCK_SKEW``), and no other local row holds it. Options are not compared: TensorPix
+    may echo them normalised, and a false mismatch would send (and bill) the job twice.
+    Any doubt (listing failed or too long) keeps the job uncertain: never resend blindly.
     """
     if not _reconcile_due(job.submitted_at):
         return False
@@ -839,7 +834,6 @@ def _reconcile(job: Job, client: TensorPixClient) -> bool:
     video_id = None
     if job.input_video_id is not None:
         video_id = _input_video_id(job)
-    requested = job.requested_options()
     candidates: list[int] = []
     max_pages = int(tensorpix_settings.RECONCILE_MAX_PAGES)
     try:
@@ -850,9 +844,7 @@ def _reconcile(job: Job, client: TensorPixClient) -> bool:
                 _note_error(job, message)
                 return False
             candidates += [
-                item["id"]
-                for item in page
-                if _same_request(item, job, video_id, models, requested, since)
+                item["id"] for item in page if _same_request(item, job, video_id, models, since)
             ]
     except TensorPixError as error:
         _note_error(job, f"Reconciling failed for now: {error}")
@@ -882,7 +874,6 @@ def _same_request(
     job: Job,
     video_id: int | None,
     models: set[int],
-    requested: dict[str, Any],
     since: datetime,
 ) -> bool:
     source = item.get("input_video") or {}
@@ -896,9 +887,6 @@ def _same_request(
     remote_models = {model.get("id") for model in item.get("ml_models") or []}
     if remote_models != models:
         return False
-    for name in ECHOED_OPTIONS:
-        if name in requested and name in item and item[name] != requested[name]:  # type: ignore[literal-required]
-            return False
     return _created_since(item.get("started"), since)
 
 

@@ -19,12 +19,11 @@ from django_tensorpix.client import TensorPixClient
 from django_tensorpix.conf import tensorpix_settings
 from django_tensorpix.exceptions import TensorPixError
 from django_tensorpix.models import Job
-from django_tensorpix.schedules import BEAT_SCHEDULE, SWEEP_INTERVAL
+from django_tensorpix.schedules import BEAT_SCHEDULE, SUBMIT_SWEEP_INTERVAL, SWEEP_INTERVAL
 from django_tensorpix.sync import sync_full_listing
 
 __all__ = [
     "BEAT_SCHEDULE",
-    "SUBMISSION_BEAT_SCHEDULE",
     "archive_job_output",
     "poll_due_jobs",
     "refresh_job",
@@ -107,10 +106,6 @@ def sync_all() -> dict[str, Any]:
 
 # -- Submission -------------------------------------------------------------------------
 
-# How often beat runs submit_pending_jobs, and how long a queued run stays valid: a late
-# or replayed sweep is dropped rather than piling up behind a slow one.
-SUBMIT_SWEEP_INTERVAL = 30.0
-
 
 @shared_task(name="django_tensorpix.submit_job", ignore_result=True, acks_late=True)
 def submit_job(job_pk: int) -> None:
@@ -120,7 +115,9 @@ def submit_job(job_pk: int) -> None:
         services.submit_job(job)
 
 
-@shared_task(name="django_tensorpix.submit_pending_jobs", ignore_result=True)
+@shared_task(
+    name="django_tensorpix.submit_pending_jobs", expires=SUBMIT_SWEEP_INTERVAL, ignore_result=True
+)
 def submit_pending_jobs() -> int:
     """Re-drive stalled submissions (lost messages, killed workers, lost answers)."""
     return services.submit_pending_jobs()
@@ -132,13 +129,3 @@ def archive_job_output(job_pk: int) -> None:
     job = Job.objects.filter(pk=job_pk).first()
     if job is not None:
         services.archive_output(job)
-
-
-# Beat entries for the submission sweep; merge into the host's ``beat_schedule``.
-SUBMISSION_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
-    "tensorpix-submit-pending-jobs": {
-        "task": "django_tensorpix.submit_pending_jobs",
-        "schedule": SUBMIT_SWEEP_INTERVAL,
-        "options": {"expires": SUBMIT_SWEEP_INTERVAL},
-    },
-}

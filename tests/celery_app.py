@@ -8,27 +8,24 @@ from __future__ import annotations
 
 import os
 
-import django
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-django.setup()
-
-from django_tensorpix.tasks import SUBMISSION_BEAT_SCHEDULE  # noqa: E402 (needs the setup)
+from django_tensorpix.schedules import beat_schedule
 
 BROKER_URL = os.environ.get("TENSORPIX_TEST_BROKER", "redis://127.0.0.1:6379/10")
 QUEUE = os.environ.get("TENSORPIX_TEST_QUEUE", "tensorpix-tests")
 SWEEP_SECONDS = float(os.environ.get("TENSORPIX_TEST_SWEEP", "1"))
 
-app = Celery("django_tensorpix_tests")
+# Not made the current app on import: the test that uses it makes it current, then restores.
+app = Celery("django_tensorpix_tests", set_as_current=False)
 app.conf.update(
     broker_url=BROKER_URL,
     task_default_queue=QUEUE,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
     imports=["django_tensorpix.tasks"],
-    beat_schedule={
-        name: {**entry, "schedule": SWEEP_SECONDS, "options": {"expires": SWEEP_SECONDS}}
-        for name, entry in SUBMISSION_BEAT_SCHEDULE.items()
-    },
+    # The polling and submission sweeps, as a host runs them, every SWEEP_SECONDS.
+    beat_schedule=beat_schedule(
+        sweep_interval=SWEEP_SECONDS, full_sync_interval=None, submit_interval=SWEEP_SECONDS
+    ),
 )

@@ -588,3 +588,118 @@ def test_delete_remote_output_without_archiving_first(emulator):
     assert job.output_video is not None
     assert RestoredVideo.objects.get(pk=job.output_video.pk).deleted is not None
     assert len([r for r in emulator.requests if r.method == "DELETE"]) == 2
+
+
+def test_a_refused_upload_ends_rejected_with_tensorpix_words(emulator):
+    job = services.enhance_file(ContentFile(b"hello", name="notes.txt"), [UPSCALE_2X])
+    job = services.submit_job(job)
+    assert job.submission_state == SubmissionState.REJECTED
+    assert "Upload a valid video file" in job.last_submission_error
+    assert posts(emulator, "POST /api/jobs/") == 0
+
+
+def test_an_upload_that_never_arrived_is_sent_again(emulator):
+    emulator.inject("POST /api/videos/", "reset")
+    job = services.enhance_file(ContentFile(b"x" * 500, name="a.mp4"), [UPSCALE_2X])
+    assert services.submit_job(job).submission_state == SubmissionState.UPLOADING
+    assert len(emulator.state.videos) == 0
+    emulator.advance(5)
+    services.submit_job(job)  # nothing found at TensorPix: uploaded again
+    emulator.advance(5)
+    assert services.submit_job(job).submission_state == SubmissionState.SUBMITTED
+    assert len(emulator.state.videos) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_broker_down_the_row_is_kept_and_the_sweep_submits_it(emulator, settings, caplog):
+    from celery import Celery, _state
+
+    settings.TENSORPIX = {**settings.TENSORPIX, "SUBMIT_GRACE_PERIOD": 0}
+    previous = _state.get_current_app()
+    down = Celery("broker-down", broker="redis://127.0.0.1:1/0", set_as_current=False)
+    down.conf.broker_connection_retry = False
+    down.conf.broker_connection_max_retries = 0
+    down.conf.task_publish_retry = False
+    down.conf.broker_transport_options = {"max_retries": 0}
+    down.set_current()
+    try:
+        job = services.enhance_from_url(URL, [UPSCALE_2X])
+    finally:
+        previous.set_current()
+    assert _state.get_current_app() is previous
+    assert "submit_pending_jobs will" in caplog.text
+    job.refresh_from_db()
+    assert job.submission_state == SubmissionState.PENDING
+    assert services.submit_pending_jobs() == 1
+    job.refresh_from_db()
+    assert job.submission_state == SubmissionState.SUBMITTED
+
+
+def test_a_vanished_input_ends_rejected_not_retried_forever(emulator, tmp_path):
+    job = services.enhance_file(ContentFile(b"x" * 500, name="a.mp4"), [UPSCALE_2X])
+    assert job.input_video is not None
+    RecordingStorage(location=str(tmp_path / "storage")).delete(
+        str(job.input_video.local_file.name)
+    )
+    job = services.submit_job(job)
+    assert job.submission_state == SubmissionState.REJECTED
+    assert "is gone" in job.last_submission_error
+
+    other = services.enhance_file(ContentFile(b"y" * 500, name="b.mp4"), [UPSCALE_2X])
+    assert services.submit_job(other).submission_state == SubmissionState.UPLOADING
+    assert other.input_video is not None
+    other.input_video.refresh_from_db()
+    assert other.input_video.tensorpix_id is not None
+    emulator.state.delete_video(other.input_video.tensorpix_id)
+    assert services.submit_job(other).submission_state == SubmissionState.REJECTED
+    assert posts(emulator, "POST /api/jobs/") == 0
+
+
+def test_a_job_the_full_sync_imported_meanwhile_is_merged_into_its_local_row(emulator):
+    from django_tensorpix.client import TensorPixClient
+    from django_tensorpix.sync import sync_jobs
+
+    emulator.inject(CREATE_FROM_URL, "lost_response")
+    job = submitted_url_job(emulator)
+    with TensorPixClient.for_account() as client:
+        for page in client.iter_job_pages():
+            sync_jobs(page)
+    (imported,) = Job.objects.exclude(pk=job.pk)
+    assert imported.submission_attempts == 0
+    job = services.submit_job(job)
+    assert job.submission_state == SubmissionState.SUBMITTED
+    assert job.tensorpix_id == imported.tensorpix_id
+    assert list(Job.objects.values_list("pk", flat=True)) == [job.pk]
+    assert posts(emulator) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_archive_on_finish_skips_imported_history(emulator, settings, monkeypatch):
+    from django_tensorpix import tasks
+    from django_tensorpix.client import TensorPixClient
+    from django_tensorpix.sync import sync_jobs
+
+    settings.TENSORPIX = {**settings.TENSORPIX, "ARCHIVE_OUTPUTS": True}
+    sent: list[int] = []
+    monkeypatch.setattr(tasks.archive_job_output, "delay", sent.append)
+    emulator.seed_jobs(3, status=2)
+    with TensorPixClient.for_account() as client:
+        for page in client.iter_job_pages():
+            sync_jobs(page)
+    assert Job.objects.finished().count() == 3
+    assert sent == []
+
+    monkeypatch.setattr(services, "enqueue_submission", lambda job_pk: None)
+    job = submitted_url_job(emulator)
+    finish(emulator, job)
+    assert sent == [job.pk]
+
+
+def test_the_ready_made_beat_schedule_runs_the_submission_sweep():
+    from django_tensorpix.schedules import beat_schedule
+
+    entry = beat_schedule()["tensorpix-submit-pending-jobs"]
+    assert entry["task"] == "django_tensorpix.submit_pending_jobs"
+    assert entry["schedule"] == entry["options"]["expires"] == 30.0
+    assert "tensorpix-submit-pending-jobs" not in beat_schedule(submit_interval=None)
+    assert beat_schedule(queue="q")["tensorpix-submit-pending-jobs"]["options"]["queue"] == "q"

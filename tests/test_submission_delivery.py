@@ -95,16 +95,16 @@ def worker(tensorpix_account: TensorPixEmulator, settings: Any, tmp_path: Path) 
     # The command is built above from constants and this interpreter: nothing untrusted.
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
     process.log_path = tmp_path / "worker.log"  # type: ignore[attr-defined]
-    os.environ["TENSORPIX_TEST_QUEUE"] = queue
+    previous = _state.get_current_app()
     from tests import celery_app
 
     celery_app.app.conf.task_default_queue = queue
-    previous = _state.get_current_app()
     celery_app.app.set_current()
     try:
         yield process
     finally:
         previous.set_current()
+        assert _state.get_current_app() is previous
         process.terminate()
         try:
             process.wait(timeout=20)
@@ -113,7 +113,6 @@ def worker(tensorpix_account: TensorPixEmulator, settings: Any, tmp_path: Path) 
             process.wait()
         log.close()
         redis.Redis.from_url(BROKER).delete(queue)
-        del os.environ["TENSORPIX_TEST_QUEUE"]
 
 
 def wait_for(condition: Callable[[], bool], worker: Any, what: str, timeout: float = 60) -> None:
