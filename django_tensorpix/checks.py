@@ -387,3 +387,16 @@ def _check_api_permissions() -> list[CheckMessage]:
                 )
             )
     return messages
+
+
+# Admin settings (issue 12): tensorpix.E050-.
+
+
+@register(Tags.compatibility)
+def check_admin_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """tensorpix.E050: ``ADMIN_RUN_INLINE`` is an on/off switch (a string "False" is true)."""
+    if not isinstance(getattr(settings, "TENSORPIX", None) or {}, dict):
+        return []  # tensorpix.E002 says it
+    if isinstance(tensorpix_settings.ADMIN_RUN_INLINE, bool):
+        return []
+    return [Error('TENSORPIX["ADMIN_RUN_INLINE"] must be True or False.', id="tensorpix.E050")]

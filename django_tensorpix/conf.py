@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -115,6 +116,11 @@ DEFAULTS: dict[str, Any] = {
     "ARCHIVE_OUTPUTS": False,
     # After archiving, delete the output at TensorPix to free its storage quota.
     "DELETE_REMOTE_AFTER_ARCHIVE": False,
+    # -- sync speed (issue 15) --
+    # On PostgreSQL, write synced rows with statements of django_tensorpix.sync.postgres
+    # (each page's rows as one JSON parameter) instead of Django's bulk_create. Same rows,
+    # same signals; False uses bulk_create on every database.
+    "SYNC_FAST_PATH": True,
     # --- REST API (django_tensorpix.api) ---
     # Import paths of the DRF permission classes of every API view. The default lets
     # users see and act on their own jobs and videos only, staff on all, and needs the
@@ -122,6 +128,10 @@ DEFAULTS: dict[str, Any] = {
     "API_PERMISSION_CLASSES": ("django_tensorpix.api.permissions.IsOwnerOrStaff",),
     # Show the raw TensorPix payload of jobs, videos and outputs as local.remote_data.
     "API_EXPOSE_REMOTE_DATA": False,
+    # Admin (issue 12).
+    # When True, the admin's "Sync from TensorPix" button and "Archive output" action run
+    # in the web request instead of as Celery tasks (for sites without a worker).
+    "ADMIN_RUN_INLINE": False,
 }
 
 # Polling keys whose value must be a positive number, checked by tensorpix.E020.
@@ -214,6 +224,32 @@ class TensorPixSettings:
     ARCHIVE_UPLOAD_TO: str
     RESPONSE_TIMEOUT: float
     MAX_RESPONSE_BYTES: int
+    POLL_QUEUED_INTERVAL: float
+    POLL_MIN_INTERVAL: float
+    POLL_MAX_INTERVAL: float
+    POLL_JITTER: float
+    POLL_STALL_AFTER: float
+    POLL_STALLED_INTERVAL: float
+    POLL_LEASE: float
+    POLL_BATCH_SIZE: int
+    POLL_ERROR_BACKOFF_MAX: float
+    POLL_RATE_LIMIT_PAUSE: float
+    POLL_AUTH_PAUSE: float
+    UPLOAD_STORAGE: str
+    UPLOAD_UPLOAD_TO: str
+    DELETE_LOCAL_AFTER_UPLOAD: bool
+    SUBMIT_GRACE_PERIOD: float
+    RECONCILE_DELAY: float
+    RECONCILE_MAX_PAGES: int
+    SUBMIT_LEASE: float
+    CREDITS_MIN_BALANCE: Decimal | float | int | None
+    CREDITS_LOW_ACTION: str
+    ARCHIVE_OUTPUTS: bool
+    DELETE_REMOTE_AFTER_ARCHIVE: bool
+    SYNC_FAST_PATH: bool
+    API_PERMISSION_CLASSES: tuple[str, ...] | list[str]
+    API_EXPOSE_REMOTE_DATA: bool
+    ADMIN_RUN_INLINE: bool
 
     def __init__(self) -> None:
         self._cache: dict[str, Any] = {}

@@ -121,8 +121,8 @@ def next_poll_delay(job: Job, now: datetime, rng: random.Random | None = None) -
 
 def error_backoff(failures: int, rng: random.Random | None = None) -> float:
     """Seconds before polling a job again after ``failures`` failed polls in a row."""
-    floor = float(tensorpix_settings.POLL_MIN_INTERVAL)
-    ceiling = float(tensorpix_settings.POLL_ERROR_BACKOFF_MAX)
+    floor = tensorpix_settings.POLL_MIN_INTERVAL
+    ceiling = tensorpix_settings.POLL_ERROR_BACKOFF_MAX
     wait = min(floor * 2.0 ** min(failures, 32), ceiling)
     return (rng or random).uniform(wait / 2, wait)
 
@@ -134,7 +134,7 @@ def is_past_stall_deadline(job: Job, now: datetime) -> bool:
     local row's creation when TensorPix has not said.
     """
     since = job.started or job.local_created_at
-    deadline = timedelta(seconds=float(tensorpix_settings.POLL_STALL_AFTER))
+    deadline = timedelta(seconds=tensorpix_settings.POLL_STALL_AFTER)
     return job.is_active and since is not None and now - since > deadline
 
 
@@ -175,7 +175,7 @@ def poll_due_jobs(*, limit: int | None = None) -> SweepResult:
     """
     result = SweepResult(dispatched=dispatch_pending())
     token, jobs = claim_due_jobs(limit=limit)
-    stop_at = time.monotonic() + float(tensorpix_settings.POLL_LEASE) / 2
+    stop_at = time.monotonic() + tensorpix_settings.POLL_LEASE / 2
     result.claimed = len(jobs)
     by_account: dict[str, list[Job]] = {}
     for job in jobs:
@@ -195,13 +195,13 @@ def claim_due_jobs(
     SQLite serialises writers). No transaction stays open afterwards.
     """
     now = now or timezone.now()
-    limit = int(tensorpix_settings.POLL_BATCH_SIZE) if limit is None else limit
+    limit = tensorpix_settings.POLL_BATCH_SIZE if limit is None else limit
     token = secrets.token_hex(16)
     due = Job.objects.due_for_poll(now).exclude(account__in=paused_accounts(now))
     pks = list(due.values_list("pk", flat=True)[:limit])
     if not pks:
         return token, []
-    lease_until = now + timedelta(seconds=float(tensorpix_settings.POLL_LEASE))
+    lease_until = now + timedelta(seconds=tensorpix_settings.POLL_LEASE)
     Job.objects.due_for_poll(now).filter(pk__in=pks).order_by().update(
         poll_lease_until=lease_until, poll_lease_owner=token
     )
@@ -242,7 +242,7 @@ class _AccountSweep:
         try:
             client = TensorPixClient.for_account(self.account, max_retries=0)
         except ImproperlyConfiguredAccount as error:
-            self._pause_all(str(error), float(tensorpix_settings.POLL_AUTH_PAUSE))
+            self._pause_all(str(error), tensorpix_settings.POLL_AUTH_PAUSE)
             return
         state = AccountPollState.objects.filter(account=self.account).first()
         if state is not None and state.paused_until and state.paused_until > timezone.now():
@@ -257,9 +257,7 @@ class _AccountSweep:
                     listed_count = Job.objects.filter(
                         account=self.account, tensorpix_id__isnull=False
                     ).count()
-                if choose_listing(
-                    len(self.pending), listed_count, int(tensorpix_settings.PAGE_SIZE)
-                ):
+                if choose_listing(len(self.pending), listed_count, tensorpix_settings.PAGE_SIZE):
                     self._refresh_through_list(client)
                 self._refresh_one_by_one(client)
             except RateLimited as error:
@@ -273,7 +271,7 @@ class _AccountSweep:
         Relies on neither the list's order nor its length staying put: what is not seen
         is fetched one by one afterwards.
         """
-        page_size = int(tensorpix_settings.PAGE_SIZE)
+        page_size = tensorpix_settings.PAGE_SIZE
         read = 0
         try:
             for page in client.iter_job_pages():
@@ -395,7 +393,7 @@ class _AccountSweep:
     def _rate_limited(self, error: RateLimited) -> None:
         wait = error.retry_after
         if wait is None:
-            wait = float(tensorpix_settings.POLL_RATE_LIMIT_PAUSE)
+            wait = tensorpix_settings.POLL_RATE_LIMIT_PAUSE
         logger.warning("TensorPix throttles account %r: pausing %.0f s", self.account, wait)
         until = pause_account(self.account, wait, PAUSE_RATE_LIMIT, str(error))
         self._release_at(list(self.pending.values()), until)
@@ -404,7 +402,7 @@ class _AccountSweep:
         """A refused key stops the account's polling after this one request, and says why."""
         message = f"TensorPix refused the API key of account {self.account!r}: {error}"
         logger.error("%s; pausing its polling", message)
-        self._pause_all(message, float(tensorpix_settings.POLL_AUTH_PAUSE))
+        self._pause_all(message, tensorpix_settings.POLL_AUTH_PAUSE)
 
     def _pause_all(self, message: str, seconds: float) -> None:
         until = pause_account(self.account, seconds, PAUSE_AUTH, message)
@@ -536,7 +534,7 @@ def refresh_job(job: Job) -> Job:
             status=429,
         )
     token = secrets.token_hex(16)
-    lease_until = now + timedelta(seconds=float(tensorpix_settings.POLL_LEASE))
+    lease_until = now + timedelta(seconds=tensorpix_settings.POLL_LEASE)
     claimed = (
         Job.objects.filter(pk=job.pk)
         .filter(Q(poll_lease_until__isnull=True) | Q(poll_lease_until__lt=now))

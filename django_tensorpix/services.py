@@ -408,8 +408,8 @@ def submit_pending_jobs(*, limit: int = 100) -> int:
     safe against a duplicate run.
     """
     now = timezone.now()
-    grace = now - timedelta(seconds=float(tensorpix_settings.SUBMIT_GRACE_PERIOD))
-    reconcile = now - timedelta(seconds=float(tensorpix_settings.RECONCILE_DELAY))
+    grace = now - timedelta(seconds=tensorpix_settings.SUBMIT_GRACE_PERIOD)
+    reconcile = now - timedelta(seconds=tensorpix_settings.RECONCILE_DELAY)
     due = Job.objects.filter(
         Q(submission_state=SubmissionState.PENDING, local_created_at__lte=grace)
         | Q(submission_state=SubmissionState.SUBMITTING, submitted_at__lte=grace)
@@ -502,7 +502,7 @@ def _source_lease(account: str, source: str) -> Iterator[bool]:
         lock = SubmissionLock.objects.get(account=account, source=source)
     token = uuid.uuid4().hex
     now = timezone.now()
-    until = now + timedelta(seconds=float(tensorpix_settings.SUBMIT_LEASE))
+    until = now + timedelta(seconds=tensorpix_settings.SUBMIT_LEASE)
     claimed = (
         SubmissionLock.objects.filter(pk=lock.pk)
         .filter(Q(held_until__isnull=True) | Q(held_until__lt=now))
@@ -630,7 +630,7 @@ def _reconcile_upload(job: Job, video: Video, client: TensorPixClient) -> bool:
     candidates: list[int] = []
     try:
         for number, page in enumerate(client.iter_video_pages()):
-            if number >= int(tensorpix_settings.RECONCILE_MAX_PAGES):
+            if number >= tensorpix_settings.RECONCILE_MAX_PAGES:
                 break
             candidates += [
                 item["id"]
@@ -813,7 +813,7 @@ def _sync_linked(job: Job, client: TensorPixClient) -> None:
 def _reconcile_due(attempted_at: datetime | None) -> bool:
     if attempted_at is None:
         return True
-    delay = timedelta(seconds=float(tensorpix_settings.RECONCILE_DELAY))
+    delay = timedelta(seconds=tensorpix_settings.RECONCILE_DELAY)
     return timezone.now() >= attempted_at + delay
 
 
@@ -835,7 +835,7 @@ def _reconcile(job: Job, client: TensorPixClient) -> bool:
     if job.input_video_id is not None:
         video_id = _input_video_id(job)
     candidates: list[int] = []
-    max_pages = int(tensorpix_settings.RECONCILE_MAX_PAGES)
+    max_pages = tensorpix_settings.RECONCILE_MAX_PAGES
     try:
         pages = client.iter_job_pages()
         for number, page in enumerate(pages):

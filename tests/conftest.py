@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 import requests
 from django.contrib.auth.models import Permission
+from django.db import connection
 from rest_framework.test import APIClient
 
+from django_tensorpix.sync import postgres
 from django_tensorpix.testing import TensorPixEmulator
 
 
@@ -27,6 +29,27 @@ def http(emulator: TensorPixEmulator) -> Iterator[requests.Session]:
     session.headers["Authorization"] = f"Token {emulator.api_key}"
     yield session
     session.close()
+
+
+# -- sync speed (issue 15) --
+
+
+@pytest.fixture(params=["postgres", "generic"])
+def sync_path(
+    request: pytest.FixtureRequest, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Run a sync test on both write paths: PostgreSQL's fast path, and ``bulk_create``.
+
+    The fast path exists only on PostgreSQL, so on another database its run is skipped
+    (the generic path is the only one there). Its one-off ANALYZE is kept out of the
+    way, so that query counts do not depend on what earlier tests wrote.
+    """
+    monkeypatch.setattr(postgres, "ANALYZE_AFTER_ROWS", 2**62)
+    fast = request.param == "postgres"
+    if fast and connection.vendor != "postgresql":
+        pytest.skip("the fast path is PostgreSQL's")
+    settings.TENSORPIX = {**getattr(settings, "TENSORPIX", {}), "SYNC_FAST_PATH": fast}
+    return str(request.param)
 
 
 # -- REST API (django_tensorpix.api) ---------------------------------------------------

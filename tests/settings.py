@@ -21,6 +21,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # The admin's CSS for the browser test (tests/test_admin_browser.py).
+    "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
     "django_tensorpix",
@@ -51,6 +53,7 @@ TEMPLATES = [
     }
 ]
 ROOT_URLCONF = "tests.urls"
+STATIC_URL = "/static/"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 TENSORPIX = {

@@ -39,7 +39,7 @@ from tests.strategies import (
     video_payload,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sync_path")]
 # Statements SQLite (Django < 6) adds for a page of 100 new jobs over one of 10.
 SQLITE_SPLIT_EXTRA = 8
 on_postgresql = pytest.mark.skipif(

@@ -30,7 +30,7 @@ from tests.strategies import (
     with_unique_ids,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sync_path")]
 property_settings = settings(
     max_examples=60,
     deadline=None,

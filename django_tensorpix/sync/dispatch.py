@@ -38,7 +38,7 @@ STATUS_SIGNALS: dict[int | None, Signal] = {
 
 def dispatch_lease(now: datetime) -> datetime:
     """Until when the process that records an event owns sending its signals."""
-    return now + timedelta(seconds=float(tensorpix_settings.POLL_LEASE))
+    return now + timedelta(seconds=tensorpix_settings.POLL_LEASE)
 
 
 def send_event_signals(event: JobEvent, job: Job, *, created: bool) -> None:

@@ -28,6 +28,7 @@ from django_tensorpix.sync.rows import (
     BOOKKEEPING_FIELDS,
     RowChange,
     apply_payload,
+    insert_rows,
     last_per_id,
     lock_for_sync,
     mark_seen,
@@ -274,7 +275,7 @@ def _link_ml_models(
     if new_links:
         # The sync lock already keeps two syncs from inserting the same link; ON CONFLICT
         # DO NOTHING keeps a writer that does not take it (host code) from failing the page.
-        links.bulk_create(new_links, ignore_conflicts=True)
+        insert_rows(through, new_links, using=using, ignore_conflicts=True)
     return {
         job_pk: (wanted[job_pk] - current[job_pk], removed[job_pk])
         for job_pk in wanted
@@ -336,7 +337,7 @@ def _record_transitions(
         )
         events.append((event, change.instance, change.created))
     if events:
-        JobEvent.objects.using(using).bulk_create(event for event, _, _ in events)
+        insert_rows(JobEvent, [event for event, _, _ in events], using=using)
         dispatch.dispatch_on_commit(events, using=using)
 
 

@@ -31,7 +31,8 @@ from typing import Any
 from django.db import connections, models
 from django.db.models.signals import post_save
 
-from django_tensorpix.sync.payloads import ObjectSpec, Parsed, same_json
+from django_tensorpix.conf import tensorpix_settings
+from django_tensorpix.sync.payloads import ObjectSpec, Parsed, same_payload
 
 # Columns the sync owns besides TensorPix's fields. Local columns (a job's polling and
 # submission fields, its user...) are never in the ON CONFLICT update, so a concurrent
@@ -95,6 +96,10 @@ def read_existing(
 ) -> dict[int, Any]:
     if not ids:
         return {}
+    if _fast_path(using):
+        from django_tensorpix.sync import postgres  # here: it imports this module
+
+        return postgres.read_existing(model, account, ids, using=using, lock=lock)
     queryset = model._default_manager.using(using).filter(account=account, tensorpix_id__in=ids)
     if lock:
         # Ordered, so two syncs of overlapping pages lock in the same order (no deadlock).
@@ -120,11 +125,17 @@ def apply_payload(
     stored = parsed.raw if remote_data is None else remote_data
     columns = {name: parsed.values[name] for name in spec.column_names()}
     if existing is None:
-        instance = model(
-            account=account, tensorpix_id=parsed.tensorpix_id, **columns, **(defaults or {})
+        instance = new_row(
+            model,
+            {
+                "account": account,
+                "tensorpix_id": parsed.tensorpix_id,
+                **columns,
+                **(defaults or {}),
+            },
         )
         change = RowChange(instance, created=True, changed=set())
-    elif same_json(existing.remote_data, stored) and not existing.missing_remote:
+    elif same_payload(existing.remote_data, stored) and not existing.missing_remote:
         change = RowChange(existing, created=False, changed=set(), identical=True)
     else:
         change = RowChange(existing, created=False, changed=spec.changed_fields(existing, parsed))
@@ -133,6 +144,43 @@ def apply_payload(
     mark_seen(change.instance, now)
     change.instance.remote_data = stored
     return change
+
+
+def new_row(model: type[models.Model], values: dict[str, Any]) -> Any:
+    """``model(**values)``, built positionally as querysets build rows: twice as fast.
+
+    ``values`` are keyed by attribute name (an unknown one raises ``KeyError``); every
+    other column gets its default, as ``model(**values)`` would give it.
+    """
+    template = _TEMPLATES.get(model)
+    if template is None:
+        template = _TEMPLATES[model] = _RowTemplate(model)
+    args = template.defaults.copy()
+    for index, make in template.factories:
+        args[index] = make()
+    positions = template.positions
+    for name, value in values.items():
+        args[positions[name]] = value
+    return model(*args)
+
+
+class _RowTemplate:
+    """A model's column defaults, in column order; callable ones are called for each row."""
+
+    def __init__(self, model: type[models.Model]) -> None:
+        fields = model._meta.concrete_fields
+        self.positions = {field.attname: index for index, field in enumerate(fields)}
+        self.factories = [
+            (index, field.get_default)
+            for index, field in enumerate(fields)
+            if field.has_default() and callable(field.default)
+        ]
+        # Any other default is the same value for every row (Django hands out the same
+        # object too): computed once.
+        self.defaults = [field.get_default() for field in fields]
+
+
+_TEMPLATES: dict[type[models.Model], _RowTemplate] = {}
 
 
 def mark_seen(instance: Any, now: datetime) -> None:
@@ -152,8 +200,14 @@ def save_rows(
     """Upsert the rows that differ; only move ``synced_at`` of the identical and stale ones.
 
     Two statements at most (three when a page mixes new and known rows), whatever the
-    page's size.
+    page's size. On PostgreSQL, :mod:`~django_tensorpix.sync.postgres` writes the same
+    rows with statements of its own (``TENSORPIX["SYNC_FAST_PATH"]``).
     """
+    if _fast_path(using):
+        from django_tensorpix.sync import postgres  # here: it imports this module
+
+        postgres.save_rows(model, changes, update_fields, now=now, using=using)
+        return
     changes = list(changes)
     written = [c.instance for c in changes if not (c.identical or c.stale)]
     touched = [c.instance.pk for c in changes if c.identical or c.stale]
@@ -169,6 +223,28 @@ def save_rows(
         manager.filter(pk__in=touched).update(
             synced_at=now, missing_remote=False, missing_since=None
         )
+
+
+def insert_rows(
+    model: type[models.Model],
+    instances: list[Any],
+    *,
+    using: str,
+    ignore_conflicts: bool = False,
+) -> None:
+    """``bulk_create`` for rows the sync never reads back (links, events), fast on PostgreSQL."""
+    if not instances:
+        return
+    if _fast_path(using):
+        from django_tensorpix.sync import postgres  # here: it imports this module
+
+        postgres.insert_rows(model, instances, using=using, ignore_conflicts=ignore_conflicts)
+        return
+    model._default_manager.using(using).bulk_create(instances, ignore_conflicts=ignore_conflicts)
+
+
+def _fast_path(using: str) -> bool:
+    return bool(tensorpix_settings.SYNC_FAST_PATH) and connections[using].vendor == "postgresql"
 
 
 def upsert_page(

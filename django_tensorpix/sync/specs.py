@@ -29,9 +29,14 @@ def preview_videos(value: Any) -> dict[str, Any]:
     """``PreviewVideosSerialiazer`` (sic): two nullable presigned URLs, stored as one object."""
     if not isinstance(value, dict):
         raise Invalid("expected an object")
-    for name in ("before_video", "after_video"):
-        Field(name, string, nullable=True).read(value)
+    for field in PREVIEW_VIDEOS:
+        field.read(value)
     return value
+
+
+PREVIEW_VIDEOS = tuple(
+    Field(name, string, nullable=True) for name in ("before_video", "after_video")
+)
 
 
 ML_MODEL = ObjectSpec(

@@ -1,0 +1,117 @@
+"""PostgreSQL's fast path for the sync's writes: what it sends, and what it leaves alone.
+
+The behaviour both paths share (rows, changes, signals, events) is pinned by test_sync.py
+and test_sync_roundtrip.py, which run on both; here, what only the fast path promises.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from django_tensorpix.models import Job, RestoredVideo, Video
+from django_tensorpix.sync import jobs, postgres, rows, sync_job, sync_jobs
+from tests.strategies import job_payload, page_of_jobs, restored_video_payload, video_payload
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="the fast path is PostgreSQL's"),
+]
+
+
+def statements(page: list[dict[str, Any]]) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        sync_jobs(page)
+    return [query["sql"] for query in captured.captured_queries]
+
+
+def test_the_fast_path_runs_through_djangos_cursor_and_the_setting_turns_it_off(
+    settings: Any,
+) -> None:
+    fast = statements(page_of_jobs(3))
+    settings.TENSORPIX = {**settings.TENSORPIX, "SYNC_FAST_PATH": False}
+    generic = statements(page_of_jobs(3, first_id=5000))
+
+    assert sum("json_populate_recordset" in sql for sql in fast) == 6  # 4 tables, links, events
+    assert not any("json_populate_recordset" in sql for sql in generic)
+    assert Job.objects.count() == 6
+
+
+def test_resigned_urls_rewrite_only_the_url_and_bookkeeping_columns() -> None:
+    sync_job(job_payload())
+    resigned = job_payload(
+        output_video=restored_video_payload(signature="bbb"),
+        input_video=video_payload(file="https://storage.example.com/videos/31/file?X-Signature=b"),
+    )
+
+    sql = statements([resigned])
+
+    assert not any(query.lstrip().startswith("INSERT") for query in sql)
+    (video_update,) = [q for q in sql if q.startswith('UPDATE "django_tensorpix_video" AS t')]
+    assigned = set(video_update.split(" SET ")[1].split(" FROM ")[0].split(", "))
+    assert assigned == {
+        f'"{column}" = r."{column}"'
+        for column in (
+            *("file", "thumbnail"),
+            *("remote_data", "synced_at", "missing_remote", "missing_since"),
+        )
+    }
+    assert (Video.objects.get().file or "").endswith("X-Signature=b")
+    assert (RestoredVideo.objects.get().file or "").endswith("X-Signature=bbb")
+
+
+def test_unchanged_jobs_only_move_synced_at() -> None:
+    page = page_of_jobs(5)
+    sync_jobs(page)
+
+    sql = statements(page)
+
+    job_writes = [q for q in sql if '"django_tensorpix_job"' in q and not q.startswith("SELECT")]
+    assert len(job_writes) == 1
+    assert job_writes[0].startswith('UPDATE "django_tensorpix_job" SET synced_at = ')
+    assert "missing_remote = false, missing_since = NULL WHERE id = ANY(" in job_writes[0]
+
+
+def test_a_big_first_import_analyses_tables_postgresql_never_analysed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(postgres, "ANALYZE_AFTER_ROWS", 20)
+    monkeypatch.setattr(postgres, "_rows_written", {})
+    monkeypatch.setattr(postgres, "_statistics_checked", set())
+    with connection.cursor() as cursor:
+        # As on a new table: an earlier test's ANALYZE outlives its rolled-back transaction.
+        cursor.execute(
+            "UPDATE pg_class SET reltuples = -1 WHERE relname IN "
+            "('django_tensorpix_job', 'django_tensorpix_job_ml_models')"
+        )
+
+    first = statements(page_of_jobs(10))
+    second = statements(page_of_jobs(10, first_id=3000))
+    third = statements(page_of_jobs(10, first_id=6000))
+
+    analyses = [[q for q in sql if "ANALYZE" in q] for sql in (first, second, third)]
+    # Once per table, when it reaches 20 rows: jobs (with their links), videos, outputs.
+    assert [len(found) for found in analyses] == [0, 3, 0]
+    assert sum('"django_tensorpix_job_ml_models"' in sql for sql in analyses[1]) == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'django_tensorpix_job'")
+        (reltuples,) = cursor.fetchone()
+    assert reltuples >= 20
+
+
+def test_a_row_another_sync_created_meanwhile_is_updated_not_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    payload = job_payload()
+    sync_job(payload)
+    # The page's read found nothing, but the rows exist by the time of the insert.
+    for module in (jobs, rows):
+        monkeypatch.setattr(module, "read_existing", lambda *args, **kwargs: {})
+
+    sync_jobs([{**payload, "description": "fresh"}])
+
+    assert Job.objects.get().description == "fresh"
+    assert (Video.objects.count(), RestoredVideo.objects.count()) == (1, 1)
