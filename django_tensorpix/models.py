@@ -180,6 +180,9 @@ class Video(TensorPixObject):
     remote_deleted_at = models.DateTimeField(
         null=True, blank=True, help_text="When this input was deleted at TensorPix from here."
     )
+    upload_error = models.TextField(
+        blank=True, help_text="Why TensorPix refused an upload made without a job."
+    )
 
     class Meta(TensorPixObject.Meta):
         ordering = ("-created_at", "-id")

@@ -32,7 +32,7 @@ def beat_schedule(
     full_sync_interval: float | None = FULL_SYNC_INTERVAL,
     submit_interval: float | None = SUBMIT_SWEEP_INTERVAL,
 ) -> dict[str, dict[str, Any]]:
-    """Beat entries: the polling sweep, the full sync and the submission sweep.
+    """Beat entries: the polling sweep, the full sync, the submission and upload sweeps.
 
     ``full_sync_interval=None`` or ``submit_interval=None`` leaves that entry out.
 
@@ -58,6 +58,11 @@ def beat_schedule(
     if submit_interval is not None:
         schedule["tensorpix-submit-pending-jobs"] = {
             "task": "django_tensorpix.submit_pending_jobs",
+            "schedule": submit_interval,
+            "options": {**options, "expires": submit_interval},
+        }
+        schedule["tensorpix-upload-pending-videos"] = {
+            "task": "django_tensorpix.upload_pending_videos",
             "schedule": submit_interval,
             "options": {**options, "expires": submit_interval},
         }

@@ -111,6 +111,9 @@ __all__ = [
     "retry_submission",
     "submit_job",
     "submit_pending_jobs",
+    "upload_pending_video",
+    "upload_pending_videos",
+    "upload_video",
     "validate_job_options",
 ]
 
@@ -313,6 +316,48 @@ def enhance_file(
     errors.update(option_errors)
     models = _resolve_or_collect(ml_models, account, input_resolution, errors)
     video = Video(account=account, user=user)
+    with _kept_local_copy(video, source, name, errors), transaction.atomic():
+        video.save()
+        job = Job.objects.create(account=account, user=user, input_video=video, **cleaned)
+        _created(job, models)
+    return job
+
+
+def upload_video(
+    source: str | os.PathLike[str] | File[Any],
+    *,
+    name: str | None = None,
+    user: Any = None,
+    account: str = DEFAULT_ACCOUNT,
+) -> Video:
+    """Upload a file to TensorPix without enhancing it; the upload runs in a Celery task.
+
+    The file is kept in ``UPLOAD_STORAGE`` as by :func:`enhance_file` (``ValidationError``
+    for a missing or empty file or no name), the ``Video`` row is written, and
+    :func:`upload_pending_video` runs on commit. Uploading costs storage quota, not
+    Credits, so no balance is read. A lost task message is re-driven by
+    :func:`upload_pending_videos`.
+    """
+    tensorpix_settings.get_account(account)
+    video = Video(account=account, user=user)
+    with _kept_local_copy(video, source, name, {}), transaction.atomic():
+        video.save()
+        transaction.on_commit(partial(enqueue_upload, video.pk))
+    return video
+
+
+@contextmanager
+def _kept_local_copy(
+    video: Video,
+    source: str | os.PathLike[str] | File[Any],
+    name: str | None,
+    errors: dict[str, list[str]],
+) -> Iterator[str]:
+    """Put ``source`` in ``UPLOAD_STORAGE`` as ``video.local_file``; yields its name.
+
+    Raises ``ValidationError`` with ``errors`` plus the source's own; a copy made here is
+    deleted again when the block fails (a name already in the storage is left alone).
+    """
     # The storage is looked up now, not the field's (fixed when models were imported).
     storage = upload_storage()
     with ExitStack() as stack:
@@ -332,6 +377,8 @@ def enhance_file(
         video.name = os.path.basename(given or "")
         if not video.name and "source" not in errors:
             errors.setdefault("name", []).append("Give the file a name (with its extension).")
+        if opened is not None and "source" not in errors and not opened.size:
+            errors["source"] = ["The file is empty."]
         if errors:
             raise ValidationError(errors)
         if opened is not None:
@@ -341,15 +388,11 @@ def enhance_file(
     stored: str = video.local_file.name or ""
     video.size = storage.size(stored)
     try:
-        with transaction.atomic():
-            video.save()
-            job = Job.objects.create(account=account, user=user, input_video=video, **cleaned)
-            _created(job, models)
+        yield stored
     except BaseException:
         if stored != source:
             storage.delete(stored)
         raise
-    return job
 
 
 def _stored(storage: Any, name: str) -> bool:
@@ -599,11 +642,35 @@ def _input_ready(job: Job, client: TensorPixClient) -> bool:
     return True
 
 
+class _UploadFailed(Exception):
+    """An upload did not happen; ``final`` when TensorPix refused (never retried)."""
+
+    def __init__(self, message: str, *, final: bool = False) -> None:
+        super().__init__(message)
+        self.final = final
+
+
 def _upload(job: Job, video: Video, client: TensorPixClient) -> bool:
-    """Upload the local copy, streamed; the row links the new remote video at once."""
-    if not video.local_file.name:
-        _reject(job, "The local copy of the input video is gone; it cannot be uploaded.")
+    """Upload a job's input (:func:`_send_upload`); a failure is noted on the job."""
+    try:
+        _send_upload(video, client)
+    except _UploadFailed as failure:
+        (_reject if failure.final else _note_error)(job, str(failure))
         return False
+    return True
+
+
+def _send_upload(video: Video, client: TensorPixClient) -> None:
+    """Upload the local copy, streamed; the row links the new remote video at once.
+
+    Run under the video's source lease. ``upload_attempted_at`` is committed before the
+    request leaves and kept when its outcome is unknown, so the next attempt looks for
+    the upload (:func:`_reconcile_upload`) instead of sending it blindly again.
+    """
+    if not video.local_file.name:
+        raise _UploadFailed(
+            "The local copy of the input video is gone; it cannot be uploaded.", final=True
+        )
     now = timezone.now()
     with transaction.atomic(durable=True):  # committed before the upload leaves
         Video.objects.filter(pk=video.pk).update(upload_attempted_at=now)
@@ -613,24 +680,34 @@ def _upload(job: Job, video: Video, client: TensorPixClient) -> bool:
             payload = client.upload_video(fileobj, video.name)
     except FileNotFoundError:
         Video.objects.filter(pk=video.pk).update(upload_attempted_at=None)
-        _reject(job, f"The local copy of the input video ({video.local_file.name}) is gone.")
-        return False
+        raise _UploadFailed(
+            f"The local copy of the input video ({video.local_file.name}) is gone.", final=True
+        ) from None
     except (OutcomeUnknown, MalformedResponse) as error:
-        _note_error(job, f"{error} The upload is looked for before being sent again.")
-        return False
+        raise _UploadFailed(f"{error} The upload is looked for before being sent again.") from None
     except (RateLimited, AuthenticationError, TransientError) as error:
         Video.objects.filter(pk=video.pk).update(upload_attempted_at=None)
-        _note_error(job, str(error))
-        return False
+        raise _UploadFailed(str(error)) from None
     except APIError as error:
-        _reject(job, _refusal_message(error))
-        return False
+        raise _UploadFailed(_refusal_message(error), final=True) from None
     _link_video(video, payload["id"])
-    sync_video(payload, account=job.account)
-    return True
+    sync_video(payload, account=video.account)
 
 
 def _reconcile_upload(job: Job, video: Video, client: TensorPixClient) -> bool:
+    """A job's lost upload answer (:func:`_find_upload`), noted on the job."""
+    try:
+        done = _find_upload(video, client)
+    except _UploadFailed as failure:
+        _note_error(job, str(failure))
+        return False
+    if video.tensorpix_id is not None:
+        message = f"Found upload {video.tensorpix_id}."
+        _event(job, job.submission_state, job.submission_state, message)
+    return done
+
+
+def _find_upload(video: Video, client: TensorPixClient) -> bool:
     """After a lost upload answer: link the upload it made, if any. False: not yet known.
 
     Matched by name and size among videos created since the attempt that no local row
@@ -654,18 +731,87 @@ def _reconcile_upload(job: Job, video: Video, client: TensorPixClient) -> bool:
                 and _created_since(item.get("created_at"), since)
             ]
     except TransientError as error:
-        _note_error(job, str(error))
-        return False
+        raise _UploadFailed(str(error)) from None
     claimed = set(
-        Video.objects.filter(account=job.account, tensorpix_id__in=candidates).values_list(
+        Video.objects.filter(account=video.account, tensorpix_id__in=candidates).values_list(
             "tensorpix_id", flat=True
         )
     )
     free = sorted(set(candidates) - claimed)
     if free:
         _link_video(video, free[0])
-        _event(job, job.submission_state, job.submission_state, f"Found upload {free[0]}.")
     return True
+
+
+# Uploads without a job
+
+
+def enqueue_upload(video_pk: int) -> None:
+    """Send the upload task; if the broker is down, the periodic sweep re-drives it."""
+    from django_tensorpix import tasks
+
+    try:
+        tasks.upload_video.delay(video_pk)
+    except Exception as error:
+        logger.warning(
+            "Could not enqueue the upload of video %s (%s); upload_pending_videos will.",
+            video_pk,
+            type(error).__name__,
+        )
+
+
+def _pending_uploads() -> Q:
+    """Videos made by :func:`upload_video` that TensorPix does not have yet.
+
+    A job's input is uploaded by its submission (Credits checked first), not here.
+    """
+    return Q(
+        tensorpix_id__isnull=True,
+        jobs__isnull=True,
+        upload_error="",
+        remote_deleted_at__isnull=True,
+    ) & ~Q(local_file="")
+
+
+def upload_pending_video(video: Video) -> Video:
+    """Upload one video made by :func:`upload_video` now, at most once; returns it refreshed.
+
+    Shares the lease and the lost-answer handling of a job's input upload, so a duplicate
+    task does nothing. A refusal is stored in ``upload_error`` and never retried; a
+    transient failure is left for :func:`upload_pending_videos`.
+    """
+    with _source_lease(video.account, f"video:{video.pk}") as held:
+        video.refresh_from_db()
+        if not held or not Video.objects.filter(_pending_uploads(), pk=video.pk).exists():
+            return video
+        with TensorPixClient.for_account(video.account) as client:
+            try:
+                if video.upload_attempted_at is None or (
+                    _find_upload(video, client) and video.tensorpix_id is None
+                ):
+                    _send_upload(video, client)
+            except _UploadFailed as failure:
+                if failure.final:
+                    Video.objects.filter(pk=video.pk).update(upload_error=str(failure))
+                logger.warning("Uploading video %s failed: %s", video.pk, failure)
+    video.refresh_from_db()
+    return video
+
+
+def upload_pending_videos(*, limit: int = 100) -> int:
+    """Re-drive uploads whose task message was lost or whose answer was; returns how many."""
+    pks = list(
+        Video.objects.filter(_pending_uploads()).order_by("pk").values_list("pk", flat=True)[:limit]
+    )
+    for pk in pks:
+        video = Video.objects.filter(pk=pk).first()
+        if video is None:
+            continue
+        try:
+            upload_pending_video(video)
+        except TensorPixError as error:
+            logger.warning("Uploading video %s failed for now: %s", pk, error)
+    return len(pks)
 
 
 def _link_video(video: Video, tensorpix_id: int) -> None:

@@ -18,7 +18,7 @@ from django_tensorpix import polling, services
 from django_tensorpix.client import TensorPixClient
 from django_tensorpix.conf import tensorpix_settings
 from django_tensorpix.exceptions import TensorPixError
-from django_tensorpix.models import Job
+from django_tensorpix.models import Job, Video
 from django_tensorpix.schedules import BEAT_SCHEDULE, SUBMIT_SWEEP_INTERVAL, SWEEP_INTERVAL
 from django_tensorpix.sync import sync_full_listing
 
@@ -121,6 +121,22 @@ def submit_job(job_pk: int) -> None:
 def submit_pending_jobs() -> int:
     """Re-drive stalled submissions (lost messages, killed workers, lost answers)."""
     return services.submit_pending_jobs()
+
+
+@shared_task(name="django_tensorpix.upload_video", ignore_result=True, acks_late=True)
+def upload_video(video_pk: int) -> None:
+    """Upload one video (``services.upload_pending_video``); a no-op once uploaded."""
+    video = Video.objects.filter(pk=video_pk).first()
+    if video is not None:
+        services.upload_pending_video(video)
+
+
+@shared_task(
+    name="django_tensorpix.upload_pending_videos", expires=SUBMIT_SWEEP_INTERVAL, ignore_result=True
+)
+def upload_pending_videos() -> int:
+    """Re-drive uploads made without a job whose task message or answer was lost."""
+    return services.upload_pending_videos()
 
 
 @shared_task(name="django_tensorpix.archive_job_output", ignore_result=True, acks_late=True)

@@ -1,27 +1,11 @@
 #!/usr/bin/env bash
-# The demo: the example project enhancing videos against the TensorPix emulator.
-# Starts the emulator on 127.0.0.1:${DEMO_PORT:-8765} (clock x60), migrates the example
-# project's database (DATABASE_URL, default a SQLite file), runs `manage.py tensorpix_demo`,
-# and stops the emulator on exit.
+# The demo, the README's first command: the example project at work against the TensorPix
+# emulator, with a Celery worker and beat, the admin and the REST API. Creates or reuses
+# the virtualenv, then runs scripts/demo.py (see its docstring, or `scripts/demo.sh -h`).
+#
+#   scripts/demo.sh                            until Ctrl-C, with the development server
+#   scripts/demo.sh --no-server --until-done   headless: exits once every job has ended
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-
-port=${DEMO_PORT:-8765}
-export TENSORPIX_API_KEY=demo-key TENSORPIX_BASE_URL="http://127.0.0.1:$port"
-"$VENV/bin/python" -m django_tensorpix.testing --port "$port" --api-key "$TENSORPIX_API_KEY" \
-    --speed 60 &
-emulator=$!
-trap 'kill $emulator 2>/dev/null || true' EXIT
-for _ in $(seq 50); do
-    curl -s -o /dev/null "$TENSORPIX_BASE_URL/api/jobs/" && break
-    sleep 0.1
-done
-
-manage() { "$VENV/bin/python" example_project/manage.py "$@"; }
-manage migrate --verbosity 0
-manage tensorpix_demo
-echo
-echo "Mirrored in the example project's database; browse it with:"
-echo "  $VENV/bin/python example_project/manage.py createsuperuser"
-echo "  TENSORPIX_API_KEY=demo-key $VENV/bin/python example_project/manage.py runserver  # /admin/"
+exec "$VENV/bin/python" scripts/demo.py "$@"

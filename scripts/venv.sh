@@ -8,6 +8,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 stamp="$VENV/.installed-$(sha1sum setup.cfg | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
+    echo "Installing django-tensorpix and its dependencies into $VENV (once per setup.cfg change)…"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     "$VENV/bin/python" -m pip install --quiet -e ".[test,lint]" ${EXTRA_REQUIREMENTS:-}
     touch "$stamp"

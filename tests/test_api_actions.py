@@ -11,9 +11,9 @@ from rest_framework.test import APIClient
 
 from django_tensorpix.client import TensorPixClient
 from django_tensorpix.enums import JobStatus, SubmissionState
-from django_tensorpix.models import Job
+from django_tensorpix.models import Job, Video
 from django_tensorpix.sync import sync_job, sync_ml_models
-from django_tensorpix.tasks import archive_job_output
+from django_tensorpix.tasks import archive_job_output, upload_video
 from django_tensorpix.testing import TensorPixEmulator
 from tests.strategies import job_payload
 
@@ -258,3 +258,59 @@ def test_refresh_of_a_job_tensorpix_no_longer_has_is_a_conflict(
 
     assert response.status_code == 409
     assert "404" in response.json()["detail"]
+
+
+# -- video upload -----------------------------------------------------------------------------
+
+
+def test_uploading_a_video_answers_202_and_the_task_uploads_it_after_commit(
+    api: APIClient,
+    alice: Any,
+    bob: Any,
+    settings: Any,
+    tmp_path: Any,
+    tensorpix_account: TensorPixEmulator,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    use_media_root(settings, tmp_path)
+    upload = SimpleUploadedFile("raw.mp4", b"\x00\x00\x00\x18ftypmp42" + b"x" * 1000)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = api.post(
+            "/api/tensorpix/videos/", {"file": upload, "name": "beach.mp4"}, format="multipart"
+        )
+
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert (body["tensorpix_id"], body["name"], body["size"]) == (None, "beach.mp4", 1012)
+    assert body["local"]["user"] == alice.pk
+    assert not tensorpix_account.requests
+    video = Video.objects.get(pk=body["id"])
+    assert video.local_file.storage.exists(str(video.local_file.name))
+
+    upload_video(video.pk)  # what the callback enqueued, run here
+    assert len(callbacks) == 1
+    body = api.get(f"/api/tensorpix/videos/{video.pk}/").json()
+    assert body["tensorpix_id"] in tensorpix_account.state.videos
+    assert tensorpix_account.state.videos[body["tensorpix_id"]].name == "beach.mp4"
+
+    other = APIClient()
+    other.force_authenticate(bob)
+    assert other.get(f"/api/tensorpix/videos/{video.pk}/").status_code == 404
+    assert other.get("/api/tensorpix/videos/").json()["count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [({}, "file"), ({"file": SimpleUploadedFile("empty.mp4", b"")}, "file")],
+)
+def test_uploading_without_a_file_or_an_empty_one_is_a_field_error(
+    api: APIClient, settings: Any, tmp_path: Any, data: dict[str, Any], field: str
+) -> None:
+    use_media_root(settings, tmp_path)
+
+    response = api.post("/api/tensorpix/videos/", data, format="multipart")
+
+    assert response.status_code == 400
+    assert list(response.json()) == [field]
+    assert not Video.objects.exists()

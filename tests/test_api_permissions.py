@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authentication import BasicAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.test import APIClient, APIRequestFactory, force_authenticate
@@ -134,6 +135,25 @@ def test_creating_a_job_needs_the_add_job_permission(bob: Any) -> None:
 
     assert response.status_code == 403
     assert not Job.objects.exists()
+
+
+def test_uploading_a_video_needs_the_add_video_permission(bob: Any) -> None:
+    upload = SimpleUploadedFile("clip.mp4", b"x" * 100)
+
+    response = client_for(bob).post("/api/tensorpix/videos/", {"file": upload})
+
+    assert response.status_code == 403
+    assert not Video.objects.exists()
+
+
+def test_anonymous_uploads_get_403_and_store_nothing() -> None:
+    upload = SimpleUploadedFile("clip.mp4", b"x" * 100)
+
+    response = APIClient().post("/api/tensorpix/videos/", {"file": upload})
+
+    assert response.status_code == 403
+    assert set(response.json()) == {"detail"}
+    assert not Video.objects.exists()
 
 
 def test_ml_models_are_shared_by_every_user(jobs: dict[str, Job], bob: Any) -> None:

@@ -703,3 +703,86 @@ def test_the_ready_made_beat_schedule_runs_the_submission_sweep():
     assert entry["schedule"] == entry["options"]["expires"] == 30.0
     assert "tensorpix-submit-pending-jobs" not in beat_schedule(submit_interval=None)
     assert beat_schedule(queue="q")["tensorpix-submit-pending-jobs"]["options"]["queue"] == "q"
+
+
+# -- Uploads without a job ------------------------------------------------------------------
+
+
+def test_upload_video_keeps_the_file_and_uploads_it_in_the_task_on_commit(
+    emulator, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    # Uploading costs storage, not Credits: even below the threshold it is not refused.
+    settings.TENSORPIX = {**settings.TENSORPIX, "CREDITS_MIN_BALANCE": "500"}
+    source = tmp_path / "beach.mp4"
+    source.write_bytes(bytes(range(256)) * 1024)
+    with django_capture_on_commit_callbacks() as callbacks:
+        video = services.upload_video(source, user=None)
+    assert len(callbacks) == 1
+    assert (video.name, video.size, video.tensorpix_id) == ("beach.mp4", 256 * 1024, None)
+    storage = RecordingStorage(location=str(tmp_path / "storage"))
+    assert storage.size(str(video.local_file.name)) == 256 * 1024
+    assert posts(emulator, "POST /api/videos/") == 0
+    assert not video.jobs.exists()
+
+    from django_tensorpix import tasks
+
+    tasks.upload_video(video.pk)
+    video.refresh_from_db()
+    remote = emulator.state.videos[video.tensorpix_id]
+    assert (remote.name, remote.size, remote.uploaded) == ("beach.mp4", 256 * 1024, True)
+    assert video.synced_at is not None
+    assert [record.route for record in emulator.requests] == ["POST /api/videos/"]
+
+    tasks.upload_video(video.pk)  # a duplicated message does nothing
+    assert services.upload_pending_videos() == 0
+    assert posts(emulator, "POST /api/videos/") == 1
+
+
+@pytest.mark.parametrize(
+    ("source", "name", "field"),
+    [
+        (ContentFile(b"", name="empty.mp4"), None, "source"),
+        (ContentFile(b"x" * 10), None, "name"),
+        ("nowhere/b.mp4", None, "source"),
+    ],
+)
+def test_upload_video_refuses_bad_input_by_field(emulator, source, name, field):
+    with pytest.raises(ValidationError) as caught:
+        services.upload_video(source, name=name)
+    assert list(caught.value.message_dict) == [field]
+    assert not Video.objects.exists()
+
+
+def test_a_lost_upload_message_is_re_driven_by_the_sweep(emulator):
+    video = services.upload_video(ContentFile(b"x" * 500, name="a.mp4"))  # on_commit never runs
+    job = services.enhance_file(ContentFile(b"y" * 500, name="b.mp4"), [UPSCALE_2X])
+    assert services.upload_pending_videos() == 1  # a job's input waits for its submission
+    video.refresh_from_db()
+    assert video.tensorpix_id in emulator.state.videos
+    assert job.input_video is not None
+    job.input_video.refresh_from_db()
+    assert job.input_video.tensorpix_id is None
+    from django_tensorpix.schedules import beat_schedule
+
+    entry = beat_schedule()["tensorpix-upload-pending-videos"]
+    assert entry["task"] == "django_tensorpix.upload_pending_videos"
+
+
+def test_a_lost_plain_upload_answer_links_the_upload_it_made(emulator):
+    emulator.inject("POST /api/videos/", "lost_response")
+    video = services.upload_pending_video(services.upload_video(ContentFile(b"x" * 500, "a.mp4")))
+    assert video.tensorpix_id is None
+    emulator.advance(5)
+    assert services.upload_pending_videos() == 1
+    video.refresh_from_db()
+    assert video.tensorpix_id is not None
+    assert posts(emulator, "POST /api/videos/") == 1
+    assert len(emulator.state.videos) == 1
+
+
+def test_a_refused_plain_upload_is_kept_with_tensorpix_words_and_not_retried(emulator):
+    video = services.upload_video(ContentFile(b"hello", name="notes.txt"))
+    video = services.upload_pending_video(video)
+    assert "Upload a valid video file" in video.upload_error
+    assert services.upload_pending_videos() == 0
+    assert posts(emulator, "POST /api/videos/") == 1

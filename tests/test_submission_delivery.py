@@ -21,12 +21,13 @@ from typing import Any
 import pytest
 import redis
 from celery import _state
+from django.core.files.base import ContentFile
 from django.db import connection
 
 from django_tensorpix import services
 from django_tensorpix.client import TensorPixClient
 from django_tensorpix.enums import JobStatus, SubmissionState
-from django_tensorpix.models import Job
+from django_tensorpix.models import Job, Video
 from django_tensorpix.sync import sync_job
 from django_tensorpix.testing import TensorPixEmulator
 
@@ -156,3 +157,28 @@ def test_worker_submits_on_commit_resubmits_lost_messages_and_archives(
     job.refresh_from_db()
     assert job.output_video is not None
     assert (Path(job.archived_file.path)).stat().st_size == job.output_video.size
+
+
+def test_worker_uploads_a_video_on_commit_and_re_drives_a_lost_upload_message(
+    worker, tensorpix_account, monkeypatch
+):
+    emulator = tensorpix_account
+    video = services.upload_video(ContentFile(b"x" * 2000, name="first.mp4"))
+    wait_for(lambda: uploaded(video), worker, "the on-commit upload task")
+
+    # The broker loses this upload's message: only the periodic sweep can upload it.
+    monkeypatch.setattr(services, "enqueue_upload", lambda video_pk: None)
+    lost = services.upload_video(ContentFile(b"y" * 3000, name="second.mp4"))
+    assert not uploaded(lost)
+    wait_for(lambda: uploaded(lost), worker, "the upload sweep")
+    assert sorted(v.size for v in emulator.state.videos.values()) == [2000, 3000]
+    assert posts_of(emulator, "POST /api/videos/") == 2
+
+
+def uploaded(video: Video) -> bool:
+    video.refresh_from_db()
+    return video.tensorpix_id is not None
+
+
+def posts_of(emulator: TensorPixEmulator, route: str) -> int:
+    return sum(1 for record in emulator.requests if record.route == route)

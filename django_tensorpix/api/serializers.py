@@ -84,7 +84,7 @@ class VideoLocalSerializer(LocalSerializer):
 
     class Meta:
         model = Video
-        fields = ("user", "account", "synced_at", "missing_remote")
+        fields = ("user", "account", "synced_at", "missing_remote", "upload_error")
         read_only_fields = fields
 
 
@@ -331,6 +331,31 @@ class JobCreateSerializer(serializers.Serializer[Job]):
                 user=user,
                 account=account,
                 **self.options(),
+            )
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(serializers.as_serializer_error(error)) from None
+
+
+class VideoUploadSerializer(serializers.Serializer[Video]):
+    """A file to upload to TensorPix without enhancing it (it costs storage, not Credits).
+
+    Saving goes through :func:`django_tensorpix.services.upload_video`, which keeps the file
+    in the host's storage and uploads it in a Celery task once the transaction commits.
+    """
+
+    file = serializers.FileField(help_text="The video, uploaded (multipart).")
+    name = serializers.CharField(
+        required=False, help_text="The name at TensorPix; the file's own name by default."
+    )
+
+    def create(self, validated_data: dict[str, Any]) -> Video:
+        upload = validated_data["file"]
+        try:
+            return services.upload_video(
+                upload,
+                name=validated_data.get("name") or upload.name,
+                user=validated_data.get("user"),
+                account=validated_data["account"],
             )
         except DjangoValidationError as error:
             raise serializers.ValidationError(serializers.as_serializer_error(error)) from None

@@ -46,6 +46,7 @@ from django_tensorpix.api.serializers import (
     MLModelSerializer,
     RestoredVideoSerializer,
     VideoSerializer,
+    VideoUploadSerializer,
 )
 from django_tensorpix.conf import DEFAULT_ACCOUNT, tensorpix_settings
 from django_tensorpix.enums import JobStatus
@@ -340,16 +341,48 @@ class MLModelViewSet(TensorPixViewSetMixin, viewsets.ReadOnlyModelViewSet[MLMode
     list=extend_schema(responses={200: VideoSerializer, **LIST_ERRORS}),
     retrieve=extend_schema(responses={200: VideoSerializer, **OBJECT_ERRORS}),
 )
-class VideoViewSet(TensorPixViewSetMixin, viewsets.ReadOnlyModelViewSet[Video]):
-    """Input videos: uploaded ones and the sources of jobs created from a URL."""
+class VideoViewSet(
+    TensorPixViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet[Video],
+):
+    """Input videos: uploaded ones and the sources of jobs created from a URL; upload one."""
 
     queryset = Video.objects.all()
     serializer_class = VideoSerializer
     filterset_class = filters.VideoFilter
     ordering_fields = ("id", "created_at", "size", "name")
+    parser_classes = (MultiPartParser, FormParser)
 
     def get_queryset(self) -> QuerySet[Video]:
         return self.visible(Video.objects.all())
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer[Any]]:
+        return VideoUploadSerializer if self.action == "create" else VideoSerializer
+
+    def get_account(self) -> str:
+        """The TensorPix account new uploads go to; override to choose one per user."""
+        return DEFAULT_ACCOUNT
+
+    @extend_schema(
+        request={"multipart/form-data": VideoUploadSerializer},
+        responses={
+            202: VideoSerializer,
+            400: OpenApiResponse(description="Invalid fields, by field (DRF's shape)."),
+            **READ_ERRORS,
+        },
+    )
+    def create(self, request: Request) -> Response:
+        """Keep the file and upload it to TensorPix in a Celery task after the commit."""
+        serializer = VideoUploadSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        video = serializer.save(user=request.user, account=self.get_account())
+        video = self.get_queryset().get(pk=video.pk)
+        return Response(
+            VideoSerializer(video, context=self.get_serializer_context()).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
 
 
 @extend_schema_view(

@@ -2,7 +2,8 @@
 
 Everything that differs between machines comes from the environment:
 DATABASE_URL (default: db.sqlite3 next to manage.py, so it runs with nothing installed),
-CELERY_BROKER_URL (default: the local Redis) and TENSORPIX_API_KEY / TENSORPIX_BASE_URL,
+CELERY_BROKER_URL (default: the local Redis; ``filesystem://`` with CELERY_BROKER_FOLDER
+is the demo's embedded broker) and TENSORPIX_API_KEY / TENSORPIX_BASE_URL,
 which django-tensorpix reads itself when ``TENSORPIX`` leaves them empty.
 """
 
@@ -78,10 +79,32 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
-MEDIA_ROOT = BASE_DIR / "media"
+MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", BASE_DIR / "media"))
 MEDIA_URL = "media/"
+# The example's receivers e-mail a job's owner when it finishes: printed, not sent.
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"example": {"level": "INFO", "handlers": ["console"]}},
+}
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+# The demo's queue is its own (CELERY_TASK_DEFAULT_QUEUE), so that a shared Redis never
+# hands its tasks to another project's worker.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
+CELERY_TASK_IGNORE_RESULT = True
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The embedded broker the demo falls back to when no Redis is around: kombu's
+    # filesystem transport, messages as files in one folder (CELERY_BROKER_FOLDER).
+    _broker_folder = os.environ.get("CELERY_BROKER_FOLDER", str(BASE_DIR / ".broker"))
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": _broker_folder,
+        "data_folder_out": _broker_folder,
+        "control_folder": _broker_folder,
+        "polling_interval": 0.2,
+    }
 # django-tensorpix's polling sweep every 2 s and a full sync every 6 h: with this,
 # `celery -A example worker -B` keeps every job in sync.
 CELERY_BEAT_SCHEDULE = beat_schedule()
@@ -89,6 +112,10 @@ CELERY_BEAT_SCHEDULE = beat_schedule()
 TENSORPIX: dict[str, object] = {
     # API_KEY and BASE_URL come from TENSORPIX_API_KEY / TENSORPIX_BASE_URL.
 }
+if os.environ.get("EXAMPLE_FAST_POLLING") == "1":
+    # The demo runs the emulator's clock many times faster than real time, while polling
+    # intervals are real seconds: poll often enough to keep pace.
+    TENSORPIX.update(POLL_QUEUED_INTERVAL=1.0, POLL_MIN_INTERVAL=0.5, POLL_MAX_INTERVAL=2.0)
 
 # The REST API at /api/tensorpix/, its OpenAPI schema at /api/schema/ and docs at /api/docs/.
 REST_FRAMEWORK = {
