@@ -25,6 +25,7 @@ A client holds a ``requests.Session`` (connection reuse), so use one per thread.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import mimetypes
 import operator
@@ -462,8 +463,13 @@ class TensorPixClient:
             yield Page(results, total)
             url = self._next_url(label, url, next_url, seen)
 
-    def download(self, url: str, fileobj: IO[bytes]) -> int:
+    def download(self, url: str, fileobj: IO[bytes], *, max_bytes: int | None = None) -> int:
         """Stream the file at a presigned storage ``url`` into ``fileobj``; return its size.
+
+        More than ``max_bytes`` (when given: the size TensorPix announced) raises
+        :class:`DownloadError` as soon as it is exceeded, so a hostile storage cannot fill
+        the disk. Plain ``http`` is accepted only on loopback (the emulator); anywhere
+        else the signed URL would travel in clear.
 
         No TensorPix credentials are sent (the URL's signature is the permission), and
         redirects are followed only within the URL's own origin, compared the way requests
@@ -477,6 +483,11 @@ class TensorPixClient:
             url_origin = origin(url)
         except UnsafeURL as error:
             raise DownloadError(f"GET of a storage URL refused: the URL {error}.") from None
+        if url_origin[0] == "http" and not _is_loopback(url_origin[1]):
+            raise DownloadError(
+                f"GET of a storage URL refused: plain http to {format_origin(url)} "
+                "(only https, or http on loopback)."
+            )
         for _ in range(MAX_DOWNLOAD_REDIRECTS + 1):
             response = self._send("GET", url, storage=True)
             if not response.is_redirect:
@@ -502,8 +513,15 @@ class TensorPixClient:
             written = 0
             try:
                 for chunk in response.iter_content(chunk_size=DOWNLOAD_CHUNK_SIZE):
-                    fileobj.write(chunk)
                     written += len(chunk)
+                    if max_bytes is not None and written > max_bytes:
+                        raise DownloadError(
+                            f"{label} sent more than the {max_bytes} bytes expected; stopped.",
+                            status=response.status_code,
+                            method="GET",
+                            path=without_query(url),
+                        )
+                    fileobj.write(chunk)
             except requests.RequestException as exc:
                 # ``from None``: the cause's message would quote the signed URL.
                 raise TransientError(
@@ -771,3 +789,13 @@ def _transport_error(
         )
         return OutcomeUnknown(message, method=method, path=path)
     return TransientError(message, method=method, path=path)
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` (as :func:`~django_tensorpix._http.origin` gives it) is loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -79,7 +79,7 @@ def check_job_options(
     for name, value in options.items():
         spec = OPTIONS_BY_NAME.get(name)
         if spec is None:
-            errors[name] = [f"Unknown option {name!r}."]
+            errors[name] = [f"Unknown option {_shown(name)}."]
             continue
         if from_url and not spec.from_url:
             errors[name] = [f"{name} is only accepted for uploaded files, not for a video URL."]
@@ -117,9 +117,15 @@ def _clean(spec: OptionSpec, value: Any) -> Any:
         converted = float(value)
     if spec.choices is not None and converted not in spec.choices:
         allowed = ", ".join(repr(choice) for choice in spec.choices)
-        raise ValueError(f"{converted!r} is not one of {allowed}.")
+        raise ValueError(f"{_shown(converted)} is not one of {allowed}.")
     if spec.minimum is not None and converted < spec.minimum:
         raise ValueError(f"Must be at least {spec.minimum:g}.")
     if spec.maximum is not None and converted > spec.maximum:
         raise ValueError(f"Must be at most {spec.maximum:g}.")
     return converted
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a message must not echo a huge input."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."

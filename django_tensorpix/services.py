@@ -42,7 +42,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import SuspiciousFileOperation, ValidationError
 from django.core.files import File
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
@@ -170,6 +170,9 @@ def resolve_ml_models(
     one per task), or when a filter's ``max_resolution`` (pixels) is below
     ``input_resolution`` (pixels, or ``(width, height)``).
     """
+    # A lone id or name (a string is iterable too) is refused rather than read char by char.
+    if isinstance(refs, str | bytes | int | MLModel) or not isinstance(refs, Iterable):
+        raise ValidationError("Give a list of AI filter ids or names.")
     refs = list(refs)
     if not refs:
         raise ValidationError("Choose at least one AI filter.")
@@ -215,7 +218,7 @@ def _match_model(ref: ModelRef, catalogue: list[MLModel]) -> tuple[list[MLModel]
     if isinstance(ref, MLModel):
         ref = ref.tensorpix_id
     if isinstance(ref, bool) or not isinstance(ref, int | str):
-        return [], f"{ref!r} is not an AI filter id or name."
+        return [], f"{repr(ref)[:80]} is not an AI filter id or name."
     if isinstance(ref, int):
         found = [model for model in catalogue if model.tensorpix_id == ref]
         return found, "" if found else f"No AI filter has the id {ref}."
@@ -229,7 +232,7 @@ def _match_model(ref: ModelRef, catalogue: list[MLModel]) -> tuple[list[MLModel]
         return by_task, f"{ref!r} matches several AI filters: {names}; name one."
     if by_task:
         return by_task, ""
-    return [], f"No AI filter or task is called {ref!r}."
+    return [], f"No AI filter or task is called {ref[:80]!r}."
 
 
 def _task_label(task: int) -> str:
@@ -361,12 +364,15 @@ def _kept_local_copy(
         opened: File[Any] | None = None
         if isinstance(source, File):
             opened = source
+        elif not isinstance(source, str | os.PathLike) or isinstance(os.fspath(source), bytes):
+            errors["source"] = ["Give a path, a Django File or a name in the upload storage."]
         elif os.path.isfile(source):
             opened = File(stack.enter_context(Path(source).open("rb")), name=os.fspath(source))
-        elif isinstance(source, str) and storage.exists(source):
+        elif isinstance(source, str) and _stored(storage, source):
             video.local_file.name = source
         else:
-            errors["source"] = [f"No file at {os.fspath(source)!r}, nor in the upload storage."]
+            shown = os.fspath(source)[:200]
+            errors["source"] = [f"No file at {shown!r}, nor in the upload storage."]
         given = name or (opened.name if opened is not None else video.local_file.name)
         video.name = os.path.basename(given or "")
         if not video.name and "source" not in errors:
@@ -387,6 +393,14 @@ def _kept_local_copy(
         if stored != source:
             storage.delete(stored)
         raise
+
+
+def _stored(storage: Any, name: str) -> bool:
+    """Whether ``name`` is in ``storage``; a name escaping its root (``../``) is not."""
+    try:
+        return bool(storage.exists(name))
+    except (SuspiciousFileOperation, ValueError):
+        return False
 
 
 def _resolve_or_collect(
@@ -1168,7 +1182,8 @@ def _archive(job: Job) -> None:
         if not url:
             raise NoOutput(f"TensorPix gave no download URL for {job}'s output.")
         with tempfile.TemporaryFile() as spool:
-            written = client.download(url, spool)
+            limit = expected if isinstance(expected, int) and expected >= 0 else None
+            written = client.download(url, spool, max_bytes=limit)
             if expected is not None and written != expected:
                 raise ArchiveIncomplete(
                     f"Downloaded {written} bytes of {job}'s output; TensorPix said {expected}."

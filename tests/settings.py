@@ -91,6 +91,17 @@ if os.environ.get("TENSORPIX_POLL_TEST_BEAT_INTERVAL"):
         queue=CELERY_TASK_DEFAULT_QUEUE,
         full_sync_interval=None,
     )
+# The chaos test (tests/test_chaos.py) also re-drives stalled submissions from beat.
+# (The task's name is spelled out: settings cannot import django_tensorpix.tasks.)
+if os.environ.get("TENSORPIX_POLL_TEST_SUBMIT_SWEEP"):
+    CELERY_BEAT_SCHEDULE = {
+        **globals().get("CELERY_BEAT_SCHEDULE", {}),
+        "tensorpix-submit-pending-jobs": {
+            "task": "django_tensorpix.submit_pending_jobs",
+            "schedule": float(os.environ["TENSORPIX_POLL_TEST_SUBMIT_SWEEP"]),
+            "options": {"queue": CELERY_TASK_DEFAULT_QUEUE, "expires": 1.0},
+        },
+    }
 
 # The REST API's tests: the host's pagination is used, the schema is drf-spectacular's.
 REST_FRAMEWORK = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -330,3 +331,59 @@ def with_unique_ids(job: dict[str, Any], seed: int) -> dict[str, Any]:
     for index, model in enumerate(job.get("ml_models") or []):
         model["id"] = seed * 10 + index + 3_000_000
     return job
+
+
+# Fields of a Job payload that are nested objects, by component.
+NESTED = {"input_video": "Video", "output_video": "RestoredVideo", "ml_models": "MLModelList"}
+
+
+@st.composite
+def broken_jobs(draw: st.DrawFn, seed: int = 1) -> tuple[dict[str, Any], str]:
+    """A valid job (ids from ``seed``) with one field broken; returns it and the field's path."""
+    job = with_unique_ids(draw(payloads("Job", "none")), seed=seed)
+    places = ["", "input_video"] + (["output_video"] if job["output_video"] else [])
+    place = draw(st.sampled_from(places))
+    target = job[place] if place else job
+    component = {"": "Job", "input_video": "Video", "output_video": "RestoredVideo"}[place]
+    schema = components()[component]
+    names = sorted(name for name in target if name in schema["properties"] and name not in NESTED)
+    name = draw(st.sampled_from(names))
+    if name == "preview_videos":
+        name = "name"
+    kind = json_type(resolve(schema["properties"][name]))
+    how = draw(st.sampled_from(["nul", "range", "type", "missing"]))
+    if how == "nul" and kind == "string":
+        target[name] = draw(st.text(max_size=3)) + "\x00"
+    elif how == "range" and kind == "integer":
+        bound = 2**63 if name in BIG_INTEGER_FIELDS else 2**31
+        target[name] = draw(st.sampled_from([bound, -bound - 1, 2**200]))
+    elif how == "missing" and name in schema.get("required", ()):
+        del target[name]
+    else:
+        target[name] = draw(st.sampled_from([[], {"value": 1}]))
+    return job, f"{place}.{name}" if place else name
+
+
+@dataclass
+class MixedPage:
+    """A page of jobs, some valid (their ids in ``valid``), some broken (seed -> field path)."""
+
+    jobs: list[dict[str, Any]]
+    valid: set[int] = field(default_factory=set)
+    broken: dict[int, str] = field(default_factory=dict)
+
+
+@st.composite
+def mixed_job_pages(draw: st.DrawFn, max_size: int = 6) -> MixedPage:
+    """A page of up to ``max_size`` jobs in any order, each valid or broken in one field."""
+    page = MixedPage(jobs=[])
+    for index in range(draw(st.integers(1, max_size))):
+        seed = index + 1
+        if draw(st.booleans()):
+            page.jobs.append(with_unique_ids(draw(payloads("Job", "mixed")), seed=seed))
+            page.valid.add(seed)
+        else:
+            job, path = draw(broken_jobs(seed=seed))
+            page.jobs.append(job)
+            page.broken[seed] = path
+    return page

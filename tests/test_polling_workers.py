@@ -8,29 +8,26 @@ sends is counted in Redis, so the test can check every transition went out once.
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-from django.conf import settings
-from django.db import connection
 
 from django_tensorpix.client import TensorPixClient
 from django_tensorpix.conf import tensorpix_settings
-from django_tensorpix.enums import JobEventKind
-from django_tensorpix.models import Job, JobEvent
+from django_tensorpix.models import Job
 from django_tensorpix.sync import sync_jobs
-from django_tensorpix.sync.specs import JOB
 from django_tensorpix.testing import IN_QUEUE, TensorPixEmulator
+from tests.workers import (
+    Workers,
+    assert_each_transition_dispatched_once,
+    assert_matches_emulator,
+    wait_until_all_final,
+)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -39,103 +36,6 @@ pytestmark = [
         reason="worker processes need a database they can share (PostgreSQL)",
     ),
 ]
-
-ROOT = Path(__file__).resolve().parent.parent
-BEAT_INTERVAL = 0.3
-WORKER_POLLING = {
-    "POLL_MIN_INTERVAL": 0.2,
-    "POLL_QUEUED_INTERVAL": 0.5,
-    "POLL_MAX_INTERVAL": 1.5,
-    "POLL_LEASE": 30.0,
-    "POLL_RATE_LIMIT_PAUSE": 1.0,
-    "POLL_ERROR_BACKOFF_MAX": 1.0,
-}
-
-
-class Workers:
-    """Starts worker processes for one test and stops them before the database goes."""
-
-    def __init__(self, emulator: TensorPixEmulator, tmp_path: Path) -> None:
-        run = uuid.uuid4().hex[:12]
-        self.queue = f"tensorpix-test-{run}"
-        self.signals_key = f"tensorpix-test-signals-{run}"
-        self.redis = redis.Redis.from_url(settings.CELERY_BROKER_URL, decode_responses=True)
-        self.tmp_path = tmp_path
-        self.processes: list[tuple[subprocess.Popen[bytes], Path]] = []
-        database = connection.settings_dict
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DATABASE_URL": (
-                f"postgres://{database['USER']}:{database['PASSWORD'] or ''}@"
-                f"{database['HOST']}:{database['PORT']}/{database['NAME']}"
-            ),
-            "TENSORPIX_POLL_TEST_QUEUE": self.queue,
-            "TENSORPIX_POLL_TEST_SIGNALS_KEY": self.signals_key,
-            "TENSORPIX_POLL_TEST_SETTINGS": json.dumps(
-                {
-                    "API_KEY": emulator.api_key,
-                    "BASE_URL": emulator.base_url,
-                    **WORKER_POLLING,
-                }
-            ),
-        }
-
-    def start(self, name: str, *, beat: bool = False) -> None:
-        log = self.tmp_path / f"{name}.log"
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tests.polling_celery_app",
-            "worker",
-            "--pool=solo",
-            f"--queues={self.queue}",
-            f"--hostname={name}@%h",
-            "--loglevel=WARNING",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-        env = dict(self.env)
-        if beat:
-            command += ["--beat", f"--schedule={self.tmp_path / 'beat-schedule'}"]
-            env["TENSORPIX_POLL_TEST_BEAT_INTERVAL"] = str(BEAT_INTERVAL)
-        with log.open("wb") as output:
-            process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
-            )
-        self.processes.append((process, log))
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {log.name}\n{log.read_text()[-4000:]}" for _, log in self.processes)
-
-    def ready(self) -> int:
-        return int(self.redis.scard(f"{self.signals_key}:ready"))
-
-    def dispatching_processes(self) -> set[str]:
-        return {str(pid) for pid in self.redis.hkeys(f"{self.signals_key}:pids")}
-
-    def signal_counts(self) -> dict[str, int]:
-        raw = self.redis.hgetall(self.signals_key)
-        return {str(key): int(value) for key, value in raw.items()}
-
-    def stop(self) -> None:
-        for process, _ in self.processes:
-            process.terminate()
-        for process, _ in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.redis.delete(
-            self.queue,
-            self.signals_key,
-            f"{self.signals_key}:pids",
-            f"{self.signals_key}:ready",
-        )
-        self.redis.close()
 
 
 @pytest.fixture
@@ -185,46 +85,6 @@ def let_jobs_run(workers: Workers, emulator: TensorPixEmulator, n: int) -> None:
             pytest.fail(f"the workers did not start\n{workers.logs()}")
         time.sleep(0.1)
     emulator.max_active_jobs = n
-
-
-def wait_until_all_final(workers: Workers, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while Job.objects.active().exists():
-        if time.monotonic() > deadline:
-            left = list(Job.objects.active().values_list("tensorpix_id", "status"))
-            pytest.fail(f"jobs still active after {timeout} s: {left}\n{workers.logs()}")
-        time.sleep(0.25)
-
-
-def assert_each_transition_dispatched_once(workers: Workers) -> None:
-    """Every status event the workers recorded (not the import's) had its signals sent once."""
-    events = list(JobEvent.objects.filter(kind=JobEventKind.STATUS).exclude(old_value=""))
-    expected: dict[str, int] = {}
-    for event in events:
-        expected[f"{event.pk}:job_status_changed"] = 1
-        final = {"2": "job_finished", "-1": "job_failed", "-2": "job_canceled"}
-        if event.new_value in final:
-            expected[f"{event.pk}:{final[event.new_value]}"] = 1
-    deadline = time.monotonic() + 10
-    while workers.signal_counts() != expected and time.monotonic() < deadline:
-        time.sleep(0.2)  # the last sweep's signals may still be on their way
-    assert workers.signal_counts() == expected
-    assert all(event.dispatched_at is not None for event in JobEvent.objects.filter(kind="status"))
-    for job in Job.objects.all():
-        moves = list(job.events.filter(kind="status").values_list("old_value", "new_value"))
-        assert len(moves) == len(set(moves)), (job, moves)
-
-
-def assert_matches_emulator(emulator: TensorPixEmulator) -> None:
-    for job in Job.objects.select_related("output_video"):
-        payload = emulator.job_payload(job.tensorpix_id)  # type: ignore[arg-type]
-        parsed = JOB.parse(payload)
-        for name in JOB.column_names():
-            assert getattr(job, name) == parsed.values[name], (job, name)
-        output = payload["output_video"]
-        assert (job.output_video.tensorpix_id if job.output_video else None) == (
-            output["id"] if output else None
-        )
 
 
 def test_worker_and_beat_bring_every_job_to_its_final_status(

@@ -21,7 +21,8 @@ from django_tensorpix.exceptions import MalformedPayload
 from django_tensorpix.models import Job, JobEvent, MLModel, RestoredVideo, Video
 from django_tensorpix.sync import sync_jobs
 from tests.strategies import (
-    BIG_INTEGER_FIELDS,
+    NESTED,
+    broken_jobs,
     components,
     job_payload,
     json_type,
@@ -40,7 +41,6 @@ property_settings = settings(
         HealthCheck.data_too_large,
     ],
 )
-NESTED = {"input_video": "Video", "output_video": "RestoredVideo", "ml_models": "MLModelList"}
 MODELS = {"Job": Job, "Video": Video, "RestoredVideo": RestoredVideo, "MLModelList": MLModel}
 
 
@@ -130,33 +130,6 @@ def test_generated_jobs_read_back_exactly(nulls: str) -> None:
         in_rolled_back_transaction(sync_and_read_back)
 
     check()
-
-
-@st.composite
-def broken_jobs(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
-    """A valid job with one field broken; returns it and the field's path."""
-    job = with_unique_ids(draw(payloads("Job", "none")), seed=1)
-    places = ["", "input_video"] + (["output_video"] if job["output_video"] else [])
-    place = draw(st.sampled_from(places))
-    target = job[place] if place else job
-    component = {"": "Job", "input_video": "Video", "output_video": "RestoredVideo"}[place]
-    schema = components()[component]
-    names = sorted(name for name in target if name in schema["properties"] and name not in NESTED)
-    name = draw(st.sampled_from(names))
-    if name == "preview_videos":
-        name = "name"
-    kind = json_type(resolve(schema["properties"][name]))
-    how = draw(st.sampled_from(["nul", "range", "type", "missing"]))
-    if how == "nul" and kind == "string":
-        target[name] = draw(st.text(max_size=3)) + "\x00"
-    elif how == "range" and kind == "integer":
-        bound = 2**63 if name in BIG_INTEGER_FIELDS else 2**31
-        target[name] = draw(st.sampled_from([bound, -bound - 1, 2**200]))
-    elif how == "missing" and name in schema.get("required", ()):
-        del target[name]
-    else:
-        target[name] = draw(st.sampled_from([[], {"value": 1}]))
-    return job, f"{place}.{name}" if place else name
 
 
 def test_broken_jobs_are_refused_naming_the_field_and_write_nothing() -> None:

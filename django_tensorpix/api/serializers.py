@@ -229,6 +229,8 @@ def option_field(spec: OptionSpec) -> serializers.Field[Any, Any, Any, Any]:
         return serializers.ChoiceField(
             choices=[(value, str(value) or "(TensorPix's default)") for value in spec.choices],
             allow_blank="" in spec.choices,
+            # DRF's default message quotes the input whole: a huge value came back whole.
+            error_messages={"invalid_choice": "Not one of the allowed values."},
             **common,
         )
     if spec.kind is bool:
