@@ -210,7 +210,11 @@ def _drive(
         requests=requests,
         faults=sum(1 for r in emulator.requests if r.status in (0, 429, 503)),
         creates=sum(1 for r in emulator.requests if r.route == CREATE),
-        routes=dict(Counter(r.route for r in emulator.requests).most_common()),
+        routes=dict(
+            Counter(
+                f"{r.route} {r.status}{' ' + r.fault if r.fault else ''}" for r in emulator.requests
+            ).most_common()
+        ),
     )
     check_state(emulator, pool, figures)
     # Nothing retries forever: with every job ended, TensorPix hears nothing more.
