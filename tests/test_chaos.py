@@ -505,6 +505,7 @@ def test_chaos_loses_nothing_duplicates_nothing_and_stays_close_to_the_fault_fre
     records = [logging.Formatter().format(record) for record in caplog.records]
     assert records, "no log record of this process to scan"
     assert not [text for text in records if KEY in text]
-    # The issue's goal is 1.5x; the bounded run (fewer jobs, so the faults' share of
-    # requests varies more from run to run) allows 2x and reports the ratio.
-    assert ratio <= 2
+    # The issue's goal, 1.5x, holds for the long run (scripts/chaos.py, 300 jobs). The
+    # bounded run's 40 jobs meet few faults, so their share of requests varies from run
+    # to run (1.3x to 1.5x measured): it allows 2x and reports the ratio.
+    assert ratio <= (1.5 if JOBS >= 300 else 2)

@@ -132,9 +132,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         self._finish_reading(reader)
         return response
 
-    def _record(
-        self, split: SplitResult, status: int, route_name: str, fault: str | None
-    ) -> None:
+    def _record(self, split: SplitResult, status: int, route_name: str, fault: str | None) -> None:
         record = RequestRecord(
             self.command, split.path, split.query, status, time.time(), route_name, fault or ""
         )
