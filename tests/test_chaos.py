@@ -339,10 +339,10 @@ def check_state(run: Run) -> None:
 
 
 def check_dispatches(run: Run) -> None:
-    """Every status event dispatched; twice only the one the killed worker was sending.
+    """Every status event dispatched; twice only what the killed worker was sending.
 
     A repeat carries the same event (id, job, old and new value), and its first copy was
-    sent by the killed process: no other process ever sends an event twice.
+    sent by the killed process: a process that lives never sends an event twice.
     """
     events = {event.pk: event for event in JobEvent.objects.filter(kind=JobEventKind.STATUS)}
     expected = {(pk, "job_status_changed") for pk in events}
@@ -376,8 +376,9 @@ def check_dispatches(run: Run) -> None:
             assert sent[1]["pid"] != run.killed_pid
     run.figures.duplicates = sorted({pk for (pk, _), sent in copies.items() if len(sent) > 1})
     if run.chaos:
-        assert run.stalled_event is not None
-        assert run.figures.duplicates == [run.stalled_event], "the killed dispatch was redone"
+        # The event it hung in, and any sent before it in the same batch (their
+        # dispatched_at is written after the batch), were all sent again.
+        assert run.stalled_event in run.figures.duplicates, "the killed dispatch was redone"
     else:
         assert run.figures.duplicates == []
 
