@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django_tensorpix.admin import display
 from django_tensorpix.admin.actions import delete_remote_videos
 from django_tensorpix.admin.base import MirroredAdmin
-from django_tensorpix.admin.filters import AccountFilter, MissingRemoteFilter
+from django_tensorpix.admin.filters import AccountFilter, MissingRemoteFilter, UploadFilter
 from django_tensorpix.admin.jobs import pretty_json, preview_players
 from django_tensorpix.models import MLModel, RestoredVideo, Video
 
@@ -97,12 +97,13 @@ class VideoAdmin(MediaAdmin):
         "resolution",
         "duration",
         "file_size",
+        "upload",
         "created_at",
         "user",
         "missing_remote",
     )
     list_display_links = ("thumb", "__str__")
-    list_filter = (AccountFilter, MissingRemoteFilter)
+    list_filter = (UploadFilter, AccountFilter, MissingRemoteFilter)
     search_fields = ("name", "=owner")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
@@ -115,7 +116,12 @@ class VideoAdmin(MediaAdmin):
         "file_size",
         "remote_data_json",
         "jobs_link",
+        "upload",
     )
+
+    @admin.display(description=_("upload"))
+    def upload(self, video: Video) -> SafeString:
+        return display.upload_badge(video)
 
     @admin.display(description=_("jobs"))
     def jobs_link(self, video: Video) -> SafeString:
