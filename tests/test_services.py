@@ -796,7 +796,7 @@ def test_delete_local_after_upload_applies_to_plain_uploads_once_tensorpix_has_t
     uploaded = services.upload_video(ContentFile(b"x" * 500, name="a.mp4"))
     refused = services.upload_video(ContentFile(b"hello", name="notes.txt"))
     lost = services.upload_video(ContentFile(b"z" * 700, name="c.mp4"))
-    names = {video.pk: video.local_file.name for video in (uploaded, refused, lost)}
+    names = {video.pk: str(video.local_file.name) for video in (uploaded, refused, lost)}
 
     uploaded = services.upload_pending_video(uploaded)
     refused = services.upload_pending_video(refused)
