@@ -32,6 +32,10 @@ def duration(obj: Video | RestoredVideo) -> str:
     return display.human_duration(obj.n_frames / obj.framerate)
 
 
+# The computed fields on the pages of input and output videos.
+MEDIA_FIELDS = ("thumb", "large_thumb", "resolution", "duration", "file_size", "remote_data_json")
+
+
 class MediaAdmin(MirroredAdmin):
     """Shared columns of input and output videos."""
 
@@ -108,16 +112,7 @@ class VideoAdmin(MediaAdmin):
     list_select_related = ("user",)
     date_hierarchy = "created_at"
     actions = (delete_remote_videos,)
-    readonly_fields = (
-        "thumb",
-        "large_thumb",
-        "resolution",
-        "duration",
-        "file_size",
-        "remote_data_json",
-        "jobs_link",
-        "upload",
-    )
+    readonly_fields = (*MEDIA_FIELDS, "jobs_link", "upload")
 
     @admin.display(description=_("upload"))
     def upload(self, video: Video) -> SafeString:
@@ -153,16 +148,7 @@ class RestoredVideoAdmin(MediaAdmin):
     search_fields = ("name",)
     list_select_related = ("output_of",)
     date_hierarchy = "created_at"
-    readonly_fields = (
-        "thumb",
-        "large_thumb",
-        "resolution",
-        "duration",
-        "file_size",
-        "remote_data_json",
-        "job_link",
-        "previews",
-    )
+    readonly_fields = (*MEDIA_FIELDS, "job_link", "previews")
 
     @admin.display(description=_("job"))
     def job_link(self, output: RestoredVideo) -> SafeString | str:
