@@ -645,10 +645,16 @@ def _input_ready(job: Job, client: TensorPixClient) -> bool:
         return False
     if job.submission_state == SubmissionState.UPLOADING:
         _set_state(job, SubmissionState.PENDING, "The input video is ready at TensorPix.")
+    _drop_local_copy(video)
+    return True
+
+
+def _drop_local_copy(video: Video) -> None:
+    """Delete the local copy of an input TensorPix now has, when ``DELETE_LOCAL_AFTER_UPLOAD``
+    says so."""
     if tensorpix_settings.DELETE_LOCAL_AFTER_UPLOAD and video.local_file.name:
         upload_storage().delete(video.local_file.name)
         Video.objects.filter(pk=video.pk).update(local_file="")
-    return True
 
 
 class _UploadFailed(Exception):
@@ -803,6 +809,9 @@ def upload_pending_video(video: Video) -> Video:
                 if failure.final:
                     Video.objects.filter(pk=video.pk).update(upload_error=str(failure))
                 logger.warning("Uploading video %s failed: %s", video.pk, failure)
+            else:
+                if video.tensorpix_id is not None:
+                    _drop_local_copy(video)
     video.refresh_from_db()
     return video
 

@@ -127,5 +127,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"tensorpix_job_create": "5/minute"},
+    "DEFAULT_THROTTLE_RATES": {
+        "tensorpix_job_create": "5/minute",
+        "tensorpix_video_upload": "5/minute",
+    },
 }

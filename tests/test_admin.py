@@ -363,6 +363,53 @@ def test_media_and_catalogue_lists(admin_client, jobs):
     assert "Super Resolution" in models
 
 
+@pytest.fixture
+def videos_in_every_upload_state(db):
+    return {
+        "uploaded": Video.objects.create(tensorpix_id=501, name="at-tensorpix.mp4"),
+        "waiting": Video.objects.create(name="queued.mp4", local_file="uploads/queued.mp4"),
+        "refused": Video.objects.create(
+            name="refused.mp4",
+            local_file="uploads/refused.mp4",
+            upload_error="video_file: The file is not a supported video.",
+        ),
+        "remote_only": Video.objects.create(name="from-url.mp4"),
+    }
+
+
+def test_video_list_shows_each_upload_state_and_why_one_was_refused(
+    admin_client, videos_in_every_upload_state
+):
+    page = admin_client.get(url(Video, "changelist")).text
+    for key, (label, style) in display.UPLOAD_STATES.items():
+        assert f'tpx-badge-{style}" title="' in page, key
+        assert f">{label}</span>" in page, key
+    assert 'title="video_file: The file is not a supported video."' in page
+
+
+@pytest.mark.parametrize("state", list(display.UPLOAD_STATES))
+def test_upload_filter_selects_the_videos_its_badge_names(
+    admin_client, videos_in_every_upload_state, state
+):
+    page = admin_client.get(url(Video, "changelist"), {"upload": state})
+    shown = set(page.context["cl"].result_list)
+    assert shown == {videos_in_every_upload_state[state]}
+    assert all(display.upload_state(video) == state for video in shown)
+
+
+def test_refused_upload_is_shown_at_the_top_of_the_video_page(
+    admin_client, videos_in_every_upload_state
+):
+    refused = videos_in_every_upload_state["refused"]
+    page = admin_client.get(url(Video, "change", refused.pk)).text
+    assert (
+        '<div class="errornote tpx-error"><strong>Upload refused:</strong> video_file: The file'
+        in page
+    )
+    uploaded = videos_in_every_upload_state["uploaded"]
+    assert "errornote" not in admin_client.get(url(Video, "change", uploaded.pk)).text
+
+
 # Display helpers.
 
 

@@ -216,6 +216,19 @@ def test_creating_jobs_has_its_own_throttle_scope(alice: Any, bob: Any, empty_ca
     assert api.get("/api/tensorpix/jobs/").status_code == 200  # reading is not throttled
 
 
+def test_uploading_videos_has_its_own_throttle_scope(alice: Any, empty_cache: Any) -> None:
+    api = client_for(alice)
+
+    # tests.settings: "tensorpix_video_upload": "5/minute". Refused requests count too.
+    answers = [api.post("/api/tensorpix/videos/", {"name": "no file"}) for _ in range(6)]
+
+    assert [answer.status_code for answer in answers] == [400] * 5 + [429]
+    assert not Video.objects.exists()
+    # Another scope, another count: creating a job is still allowed.
+    job = api.post("/api/tensorpix/jobs/", {"video_url": "ftp://x.test/a.mp4"}, format="json")
+    assert job.status_code == 400
+
+
 def test_without_a_rate_for_the_scope_creating_is_not_throttled(
     alice: Any, settings: Any, empty_cache: Any
 ) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
+import re
+import selectors
 import subprocess
 import sys
 import time
@@ -18,34 +19,31 @@ from django_tensorpix.testing import TensorPixEmulator
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until_listening(port: int, process: subprocess.Popen, timeout: float = 15.0) -> None:
+def read_ready_line(process: subprocess.Popen, timeout: float = 15.0) -> str:
+    """The CLI's "listening on <url>" line. It is printed once the seeded jobs exist: a
+    request sent as soon as the port accepts connections may find fewer."""
+    assert process.stdout is not None
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("the emulator CLI did not start listening")
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if selector.select(timeout=0.2):
+                line = process.stdout.readline()
+                if "listening on" in line:
+                    return line
+                assert line, process.stderr.read() if process.stderr else "the CLI exited"
+    raise AssertionError("the emulator CLI did not say it was listening")
 
 
 def test_cli_serves_jobs_to_the_right_key_only():
-    port = free_port()
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    process = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "django_tensorpix.testing",
             "--port",
-            str(port),
+            "0",
             "--api-key",
             "demo",
             "--speed",
@@ -60,8 +58,10 @@ def test_cli_serves_jobs_to_the_right_key_only():
         text=True,
     )
     try:
-        wait_until_listening(port, process)
-        url = f"http://127.0.0.1:{port}/api/jobs/"
+        ready = read_ready_line(process)
+        base_url = re.search(r"http://127\.0\.0\.1:[0-9]+", ready)
+        assert base_url, ready
+        url = f"{base_url.group()}/api/jobs/"
 
         authorized = requests.get(url, headers={"Authorization": "Token demo"}, timeout=5)
         anonymous = requests.get(url, timeout=5)
@@ -76,8 +76,7 @@ def test_cli_serves_jobs_to_the_right_key_only():
     assert anonymous.json() == {"detail": "Authentication credentials were not provided."}
     assert wrong_key.status_code == 401
     assert process.returncode == 0
-    assert f"http://127.0.0.1:{port}" in output
-    assert "demo" not in output
+    assert "demo" not in ready + output
 
 
 def test_cli_refuses_a_non_positive_speed():

@@ -26,7 +26,15 @@ from django_tensorpix.enums import (
     SubmissionState,
 )
 from django_tensorpix.exceptions import NotCancelable, TransientError
-from django_tensorpix.models import Job, JobEvent, MLModel, RestoredVideo, SubmissionLock, Video
+from django_tensorpix.models import (
+    Job,
+    JobEvent,
+    MLModel,
+    RestoredVideo,
+    SubmissionLock,
+    Video,
+    upload_storage,
+)
 from django_tensorpix.testing import TensorPixEmulator
 
 pytestmark = pytest.mark.django_db
@@ -778,6 +786,37 @@ def test_a_lost_plain_upload_answer_links_the_upload_it_made(emulator):
     assert video.tensorpix_id is not None
     assert posts(emulator, "POST /api/videos/") == 1
     assert len(emulator.state.videos) == 1
+
+
+def test_delete_local_after_upload_applies_to_plain_uploads_once_tensorpix_has_them(
+    emulator, settings
+):
+    settings.TENSORPIX = {**settings.TENSORPIX, "DELETE_LOCAL_AFTER_UPLOAD": True}
+    storage = upload_storage()
+    uploaded = services.upload_video(ContentFile(b"x" * 500, name="a.mp4"))
+    refused = services.upload_video(ContentFile(b"hello", name="notes.txt"))
+    lost = services.upload_video(ContentFile(b"z" * 700, name="c.mp4"))
+    names = {video.pk: str(video.local_file.name) for video in (uploaded, refused, lost)}
+
+    uploaded = services.upload_pending_video(uploaded)
+    refused = services.upload_pending_video(refused)
+    emulator.inject("POST /api/videos/", "lost_response")
+    lost = services.upload_pending_video(lost)
+
+    assert uploaded.tensorpix_id is not None
+    assert uploaded.local_file.name == ""
+    assert not storage.exists(names[uploaded.pk])
+    # A refusal keeps the file (the user may want it back); an unknown outcome keeps it
+    # until the upload is found.
+    assert refused.upload_error
+    assert storage.exists(names[refused.pk])
+    assert lost.tensorpix_id is None
+    assert storage.exists(names[lost.pk])
+    emulator.advance(5)
+    lost = services.upload_pending_video(lost)
+    assert lost.tensorpix_id is not None
+    assert lost.local_file.name == ""
+    assert not storage.exists(names[lost.pk])
 
 
 def test_a_refused_plain_upload_is_kept_with_tensorpix_words_and_not_retried(emulator):

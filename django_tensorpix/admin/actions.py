@@ -157,6 +157,39 @@ def confirm(
     return TemplateResponse(request, "admin/django_tensorpix/confirm_action.html", context)
 
 
+def confirmed_action(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    eligible: QuerySet[Any],
+    operation: Callable[[Any], str | tuple[str, int]],
+    *,
+    title: str,
+    question: str,
+    button: str,
+    danger: bool,
+    skipped_why: str,
+) -> TemplateResponse | None:
+    """An action that asks first: the confirmation page, then ``operation`` on each
+    ``eligible`` object of the selection, and one message for those left alone and why."""
+    page = confirm(
+        modeladmin,
+        request,
+        queryset,
+        eligible,
+        title=title,
+        question=question,
+        button=button,
+        danger=danger,
+    )
+    if page is not None:
+        return page
+    chosen, skipped = split(queryset, eligible)
+    run_each(request, chosen, operation)
+    report_skipped(request, skipped, skipped_why)
+    return None
+
+
 def describe_refreshed(job: Job) -> str:
     return gettext("Refreshed, now %(state)s") % {"state": job_state(job)[0]}
 
@@ -178,11 +211,12 @@ def cancel_jobs(
     # request may be in flight (the service refuses those).
     not_sent = Q(tensorpix_id__isnull=True, submission_state__in=CANCELABLE_UNSENT)
     active = queryset.filter(Q(pk__in=Job.objects.active()) | not_sent)
-    page = confirm(
+    return confirmed_action(
         modeladmin,
         request,
         queryset,
         active,
+        lambda job: describe_cancel(cancel_job(job)),
         title=gettext("Cancel jobs?"),
         question=gettext(
             "These jobs will be canceled at TensorPix (or withdrawn, if not sent yet). "
@@ -190,13 +224,8 @@ def cancel_jobs(
         ),
         button=gettext("Yes, cancel them"),
         danger=True,
+        skipped_why=gettext("Not canceled, not active or in flight"),
     )
-    if page is not None:
-        return page
-    chosen, skipped = split(queryset, active)
-    run_each(request, chosen, lambda job: describe_cancel(cancel_job(job)))
-    report_skipped(request, skipped, gettext("Not canceled, not active or in flight"))
-    return None
 
 
 @admin.action(description=_("Archive the output of selected jobs"), permissions=["operate"])
@@ -225,11 +254,17 @@ def delete_remote_outputs(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Job]
 ) -> TemplateResponse | None:
     with_output = queryset.filter(output_video__isnull=False, output_video__deleted__isnull=True)
-    page = confirm(
+
+    def delete(job: Job) -> str:
+        delete_remote_output(job)
+        return gettext("Output deleted at TensorPix")
+
+    return confirmed_action(
         modeladmin,
         request,
         queryset,
         with_output,
+        delete,
         title=gettext("Delete outputs at TensorPix?"),
         question=gettext(
             "The enhanced videos of these jobs will be deleted at TensorPix. Unless they were "
@@ -237,18 +272,8 @@ def delete_remote_outputs(
         ),
         button=gettext("Yes, delete them"),
         danger=True,
+        skipped_why=gettext("Nothing deleted, no output"),
     )
-    if page is not None:
-        return page
-
-    def delete(job: Job) -> str:
-        delete_remote_output(job)
-        return gettext("Output deleted at TensorPix")
-
-    chosen, skipped = split(queryset, with_output)
-    run_each(request, chosen, delete)
-    report_skipped(request, skipped, gettext("Nothing deleted, no output"))
-    return None
 
 
 # What services.retry_submission accepts: refused by TensorPix, or withdrawn before sending.
@@ -263,24 +288,18 @@ def retry_submissions(
     # Never "uncertain" (TensorPix may have the job: resubmitting could bill twice), nor
     # one in flight.
     retryable = queryset.filter(tensorpix_id__isnull=True, submission_state__in=RETRYABLE)
-    page = confirm(
+    return confirmed_action(
         modeladmin,
         request,
         queryset,
         retryable,
+        lambda job: done(retry_submission(job), gettext("Submission retried")),
         title=gettext("Submit these jobs again?"),
         question=gettext("These jobs will be sent to TensorPix again, which spends Credits."),
         button=gettext("Yes, submit them"),
         danger=False,
+        skipped_why=gettext("Not retried, submission not rejected or withdrawn"),
     )
-    if page is not None:
-        return page
-    chosen, skipped = split(queryset, retryable)
-    run_each(
-        request, chosen, lambda job: done(retry_submission(job), gettext("Submission retried"))
-    )
-    report_skipped(request, skipped, gettext("Not retried, submission not rejected or withdrawn"))
-    return None
 
 
 def done(_result: Any, what: str) -> str:
@@ -316,11 +335,17 @@ def delete_remote_videos(
 ) -> TemplateResponse | None:
     """Free TensorPix quota: the uploaded inputs are deleted there, the rows kept."""
     uploaded = queryset.filter(tensorpix_id__isnull=False, remote_deleted_at__isnull=True)
-    page = confirm(
+
+    def delete(video: Video) -> str:
+        delete_remote_video(video)
+        return gettext("Deleted at TensorPix")
+
+    return confirmed_action(
         modeladmin,
         request,
         queryset,
         uploaded,
+        delete,
         title=gettext("Delete videos at TensorPix?"),
         question=gettext(
             "These input videos will be deleted at TensorPix; jobs cannot be created from "
@@ -328,18 +353,8 @@ def delete_remote_videos(
         ),
         button=gettext("Yes, delete them"),
         danger=True,
+        skipped_why=gettext("Nothing deleted, not at TensorPix"),
     )
-    if page is not None:
-        return page
-
-    def delete(video: Video) -> str:
-        delete_remote_video(video)
-        return gettext("Deleted at TensorPix")
-
-    chosen, skipped = split(queryset, uploaded)
-    run_each(request, chosen, delete)
-    report_skipped(request, skipped, gettext("Nothing deleted, not at TensorPix"))
-    return None
 
 
 class JobViewsMixin:

@@ -17,7 +17,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from django_tensorpix.enums import JobStatus, SubmissionState
-from django_tensorpix.models import Job
+from django_tensorpix.models import Job, Video
 
 EMPTY = "-"
 
@@ -91,6 +91,35 @@ def status_badge(job: Job) -> SafeString:
         title = SubmissionState(job.submission_state).label
     return format_html(
         '<span class="tpx-badge tpx-badge-{}" title="{}">{}</span>', style, title, label
+    )
+
+
+# Where an input video stands with TensorPix: the badge's word and style, by state.
+UPLOAD_STATES = {
+    "uploaded": (_("Uploaded"), "finished"),
+    "waiting": (_("Waiting to upload"), "queued"),
+    "refused": (_("Upload refused"), "failed"),
+    "remote_only": (_("Not uploaded"), "unknown"),
+}
+
+
+def upload_state(video: Video) -> str:
+    """A key of ``UPLOAD_STATES`` (``filters.UploadFilter`` selects the same rows)."""
+    if video.tensorpix_id is not None:
+        return "uploaded"
+    if video.upload_error:
+        return "refused"
+    return "waiting" if video.local_file else "remote_only"
+
+
+def upload_badge(video: Video) -> SafeString:
+    """The upload state; a refused upload carries TensorPix's reason as the badge's title."""
+    label, style = UPLOAD_STATES[upload_state(video)]
+    return format_html(
+        '<span class="tpx-badge tpx-badge-{}" title="{}">{}</span>',
+        style,
+        video.upload_error or label,
+        label,
     )
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from django_tensorpix.admin.display import UPLOAD_STATES
 from django_tensorpix.conf import tensorpix_settings
 from django_tensorpix.enums import JobStatus
 from django_tensorpix.models import Job, MLModel
@@ -117,3 +118,23 @@ class HasErrorFilter(admin.SimpleListFilter):
         if self.value() == "no":
             return queryset.exclude(errors)
         return None
+
+
+class UploadFilter(admin.SimpleListFilter):
+    """Input videos by upload state, the same states as ``display.upload_badge``."""
+
+    title = _("upload")
+    parameter_name = "upload"
+    conditions: ClassVar[dict[str, Q]] = {
+        "uploaded": Q(tensorpix_id__isnull=False),
+        "waiting": Q(tensorpix_id__isnull=True, upload_error="") & ~Q(local_file=""),
+        "refused": Q(tensorpix_id__isnull=True) & ~Q(upload_error=""),
+        "remote_only": Q(tensorpix_id__isnull=True, upload_error="", local_file=""),
+    }
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [(key, label) for key, (label, _style) in UPLOAD_STATES.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        condition = self.conditions.get(self.value() or "")
+        return None if condition is None else queryset.filter(condition)

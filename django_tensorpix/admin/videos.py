@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django_tensorpix.admin import display
 from django_tensorpix.admin.actions import delete_remote_videos
 from django_tensorpix.admin.base import MirroredAdmin
-from django_tensorpix.admin.filters import AccountFilter, MissingRemoteFilter
+from django_tensorpix.admin.filters import AccountFilter, MissingRemoteFilter, UploadFilter
 from django_tensorpix.admin.jobs import pretty_json, preview_players
 from django_tensorpix.models import MLModel, RestoredVideo, Video
 
@@ -30,6 +30,10 @@ def duration(obj: Video | RestoredVideo) -> str:
     if not obj.n_frames or not obj.framerate:
         return display.EMPTY
     return display.human_duration(obj.n_frames / obj.framerate)
+
+
+# The computed fields on the pages of input and output videos.
+MEDIA_FIELDS = ("thumb", "large_thumb", "resolution", "duration", "file_size", "remote_data_json")
 
 
 class MediaAdmin(MirroredAdmin):
@@ -97,25 +101,22 @@ class VideoAdmin(MediaAdmin):
         "resolution",
         "duration",
         "file_size",
+        "upload",
         "created_at",
         "user",
         "missing_remote",
     )
     list_display_links = ("thumb", "__str__")
-    list_filter = (AccountFilter, MissingRemoteFilter)
+    list_filter = (UploadFilter, AccountFilter, MissingRemoteFilter)
     search_fields = ("name", "=owner")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
     actions = (delete_remote_videos,)
-    readonly_fields = (
-        "thumb",
-        "large_thumb",
-        "resolution",
-        "duration",
-        "file_size",
-        "remote_data_json",
-        "jobs_link",
-    )
+    readonly_fields = (*MEDIA_FIELDS, "jobs_link", "upload")
+
+    @admin.display(description=_("upload"))
+    def upload(self, video: Video) -> SafeString:
+        return display.upload_badge(video)
 
     @admin.display(description=_("jobs"))
     def jobs_link(self, video: Video) -> SafeString:
@@ -147,16 +148,7 @@ class RestoredVideoAdmin(MediaAdmin):
     search_fields = ("name",)
     list_select_related = ("output_of",)
     date_hierarchy = "created_at"
-    readonly_fields = (
-        "thumb",
-        "large_thumb",
-        "resolution",
-        "duration",
-        "file_size",
-        "remote_data_json",
-        "job_link",
-        "previews",
-    )
+    readonly_fields = (*MEDIA_FIELDS, "job_link", "previews")
 
     @admin.display(description=_("job"))
     def job_link(self, output: RestoredVideo) -> SafeString | str:

@@ -96,9 +96,11 @@ def tensorpix_errors() -> Iterator[None]:
         raise UpstreamError(str(error)) from error
 
 
-class JobCreateThrottle(ScopedRateThrottle):
-    """Rate of job creation per user, set in ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]``
-    under ``"tensorpix_job_create"``; no rate there means no limit (not an error)."""
+class CreateThrottle(ScopedRateThrottle):
+    """Rate of creation per user, for the views that spend Credits or TensorPix quota: set
+    in ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` under the view's
+    ``create_throttle_scope`` (``"tensorpix_job_create"``, ``"tensorpix_video_upload"``); no
+    rate there means no limit (not an error)."""
 
     scope_attr = "create_throttle_scope"
 
@@ -142,7 +144,16 @@ class TensorPixViewSetMixin:
 
     permission_classes: Sequence[type[BasePermission]] | None = None
     filter_backends = (DjangoFilterBackend, OrderingFilter)
+    # The throttle scope of ``create``, for views that spend Credits or quota.
+    create_throttle_scope: str | None = None
     request: Request
+    action: str | None
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        throttles: list[BaseThrottle] = super().get_throttles()  # type: ignore[misc]
+        if self.action == "create" and self.create_throttle_scope:
+            throttles.append(CreateThrottle())
+        return throttles
 
     def get_permissions(self) -> list[BasePermission]:
         classes = self.permission_classes
@@ -202,12 +213,6 @@ class JobViewSet(
         if self.action == "create":
             return JobCreateSerializer
         return JobDetailSerializer
-
-    def get_throttles(self) -> list[BaseThrottle]:
-        throttles = super().get_throttles()
-        if self.action == "create":
-            throttles.append(JobCreateThrottle())
-        return throttles
 
     def get_account(self) -> str:
         """The TensorPix account new jobs go to; override to choose one per user."""
@@ -354,6 +359,7 @@ class VideoViewSet(
     filterset_class = filters.VideoFilter
     ordering_fields = ("id", "created_at", "size", "name")
     parser_classes = (MultiPartParser, FormParser)
+    create_throttle_scope = "tensorpix_video_upload"
 
     def get_queryset(self) -> QuerySet[Video]:
         return self.visible(Video.objects.all())

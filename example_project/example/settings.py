@@ -126,7 +126,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"tensorpix_job_create": "30/hour"},
+    "DEFAULT_THROTTLE_RATES": {
+        "tensorpix_job_create": "30/hour",
+        "tensorpix_video_upload": "30/hour",
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "django-tensorpix example",
