@@ -14,7 +14,8 @@ Submission is durable and at most once:
 * :func:`submit_job` commits ``submitting`` before the create request leaves. A request
   whose outcome is unknown (:class:`~django_tensorpix.exceptions.OutcomeUnknown`) moves the
   job to ``uncertain``; it is reconciled (the whole job list searched for what it may have
-  created) before anything is sent again, and resent only when nothing can match.
+  created) before anything is sent again, and resent only when nothing can match. A
+  sweep reads each account's job list once for all the jobs it reconciles.
 * Submissions of one source (a URL, an uploaded video) are serialised by a lease on a
   :class:`~django_tensorpix.models.SubmissionLock` row.
 * TensorPix's refusals end in ``rejected``, with its message, an event and the
@@ -462,7 +463,9 @@ def submit_pending_jobs(*, limit: int = 100) -> int:
     Pending or submitting past ``SUBMIT_GRACE_PERIOD`` (a lost task message, a killed
     worker), uncertain past ``RECONCILE_DELAY``, uploading (whose readiness this follows),
     and submitted jobs not synced yet. Each goes through :func:`submit_job`, which is
-    safe against a duplicate run.
+    safe against a duplicate run. The jobs to reconcile share one reading of their
+    account's job list (at most one per account and sweep, read when first needed): with
+    many lost answers, a sweep costs a few pages, not a few pages per job.
     """
     now = timezone.now()
     grace = now - timedelta(seconds=tensorpix_settings.SUBMIT_GRACE_PERIOD)
@@ -480,12 +483,13 @@ def submit_pending_jobs(*, limit: int = 100) -> int:
         )
     ).order_by("local_created_at", "pk")
     pks = list(due.values_list("pk", flat=True)[:limit])
+    job_lists = _JobLists()
     for pk in pks:
         job = Job.objects.filter(pk=pk).first()
         if job is None:
             continue
         try:
-            submit_job(job)
+            _submit(job, job_lists)
         except TensorPixError as error:
             logger.warning("Submitting job %s failed for now: %s", pk, error)
     return len(pks)
@@ -499,6 +503,11 @@ def submit_job(job: Job) -> Job:
     that TensorPix is still processing, or a lost answer too recent to reconcile, is left
     for :func:`submit_pending_jobs`.
     """
+    return _submit(job, None)
+
+
+def _submit(job: Job, job_lists: _JobLists | None) -> Job:
+    """:func:`submit_job`, reconciling against ``job_lists`` (a sweep's) when given."""
     job.refresh_from_db()
     if job.submission_state == SubmissionState.SUBMITTED:
         if job.tensorpix_id is not None and job.status is None:
@@ -515,19 +524,19 @@ def submit_job(job: Job) -> Job:
         job.refresh_from_db()
         if job.submission_state in AWAITING:
             with TensorPixClient.for_account(job.account) as client:
-                _drive(job, client)
+                _drive(job, client, job_lists)
     job.refresh_from_db()
     return job
 
 
-def _drive(job: Job, client: TensorPixClient) -> None:
+def _drive(job: Job, client: TensorPixClient, job_lists: _JobLists | None) -> None:
     if job.input_video_id is not None and not _input_ready(job, client):
         return
     if job.submission_state in (SubmissionState.SUBMITTING, SubmissionState.UNCERTAIN):
         # Under the lease, "submitting" means an earlier attempt died mid-request.
         if job.submission_state == SubmissionState.SUBMITTING:
             _set_state(job, SubmissionState.UNCERTAIN, "The last attempt ended mid-request.")
-        if not _reconcile(job, client):
+        if not _reconcile(job, client, job_lists):
             return
     if not _credits_allow(job, client):
         return
@@ -986,11 +995,63 @@ def _reconcile_due(attempted_at: datetime | None) -> bool:
     return timezone.now() >= attempted_at + delay
 
 
-def _reconcile(job: Job, client: TensorPixClient) -> bool:
+@dataclass(frozen=True)
+class _JobList:
+    """One reading of an account's whole job list; ``jobs`` is ``None`` if it failed.
+
+    ``read_at`` is when the reading began: it can settle a lost request only if that
+    request had ended by then (:meth:`covers`).
+    """
+
+    read_at: datetime
+    jobs: list[JobPayload] | None
+    error: str = ""
+
+    @classmethod
+    def read(cls, client: TensorPixClient) -> _JobList:
+        """Every page (their order is undocumented), bounded by ``RECONCILE_MAX_PAGES``."""
+        read_at = timezone.now()
+        max_pages = tensorpix_settings.RECONCILE_MAX_PAGES
+        jobs: list[JobPayload] = []
+        try:
+            for number, page in enumerate(client.iter_job_pages()):
+                if number >= max_pages:
+                    message = f"The job list is longer than {max_pages} pages; still uncertain."
+                    return cls(read_at, None, message)
+                jobs += page
+        except TensorPixError as error:
+            return cls(read_at, None, f"Reconciling failed for now: {error}")
+        return cls(read_at, jobs)
+
+    def covers(self, job: Job) -> bool:
+        """Whether the reading began ``RECONCILE_DELAY`` after the job's last attempt."""
+        if job.submitted_at is None:
+            return True
+        delay = timedelta(seconds=tensorpix_settings.RECONCILE_DELAY)
+        return self.read_at >= job.submitted_at + delay
+
+
+class _JobLists:
+    """A sweep's readings of the job list: one per account, made when first needed.
+
+    A failed reading is kept too, so that one sweep asks a struggling TensorPix once per
+    account, not once per uncertain job.
+    """
+
+    def __init__(self) -> None:
+        self._lists: dict[str, _JobList] = {}
+
+    def get(self, account: str, client: TensorPixClient) -> _JobList:
+        if account not in self._lists:
+            self._lists[account] = _JobList.read(client)
+        return self._lists[account]
+
+
+def _reconcile(job: Job, client: TensorPixClient, job_lists: _JobLists | None = None) -> bool:
     """Link the job a lost create request made; True when it is safe to send one now.
 
-    Waits ``RECONCILE_DELAY`` after the attempt (the request must have ended), then reads
-    the whole job list (its order is undocumented), bounded by ``RECONCILE_MAX_PAGES``.
+    Waits ``RECONCILE_DELAY`` after the attempt (the request must have ended), then
+    searches the whole job list (:class:`_JobList`, the sweep's shared one if given).
     A match has the same source and ML models, was created since the attempt (less
     ``CLOCK_SKEW``), and no other local row holds it. Options are not compared: TensorPix
     may echo them normalised, and a false mismatch would send (and bill) the job twice.
@@ -998,26 +1059,25 @@ def _reconcile(job: Job, client: TensorPixClient) -> bool:
     """
     if not _reconcile_due(job.submitted_at):
         return False
+    if job_lists is None:
+        job_list = _JobList.read(client)
+    else:
+        job_list = job_lists.get(job.account, client)
+        if not job_list.covers(job):
+            # Read before this attempt had surely ended (it was retried meanwhile): the
+            # reading cannot show what it made. The next sweep's will.
+            return False
+    if job_list.jobs is None:
+        _note_error(job, job_list.error)
+        return False
     since = (job.submitted_at or timezone.now()) - CLOCK_SKEW
     models = set(job.ml_models.values_list("tensorpix_id", flat=True))
     video_id = None
     if job.input_video_id is not None:
         video_id = _input_video_id(job)
-    candidates: list[int] = []
-    max_pages = tensorpix_settings.RECONCILE_MAX_PAGES
-    try:
-        pages = client.iter_job_pages()
-        for number, page in enumerate(pages):
-            if number >= max_pages:
-                message = f"The job list is longer than {max_pages} pages; still uncertain."
-                _note_error(job, message)
-                return False
-            candidates += [
-                item["id"] for item in page if _same_request(item, job, video_id, models, since)
-            ]
-    except TensorPixError as error:
-        _note_error(job, f"Reconciling failed for now: {error}")
-        return False
+    candidates = [
+        item["id"] for item in job_list.jobs if _same_request(item, job, video_id, models, since)
+    ]
     claimed = set(
         Job.objects.filter(account=job.account, tensorpix_id__in=candidates)
         .exclude(pk=job.pk)

@@ -6,8 +6,9 @@ creates and drops ``test_<name>``) and ``redis-server`` on PATH (the run starts 
 
     .venv/bin/python scripts/chaos.py --jobs 300 --database postgres://postgres@127.0.0.1:5432/h14
 
-Prints, for the fault-free run and the chaos run: jobs, API requests (and per route),
-requests struck by a fault, create requests, duplicate dispatches, jobs lost, seconds,
+Prints, for the fault-free run and the chaos run: jobs (created through the REST API by
+several users), API requests (per route, status and fault struck), faults injected by
+kind, create requests, duplicate dispatches (with their event ids), jobs lost, seconds,
 and the ratio of requests between the two runs.
 """
 

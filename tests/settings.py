@@ -7,6 +7,7 @@ emulator configure the account they need with ``override_settings``.
 
 import json
 import os
+from typing import Any
 
 import dj_database_url
 
@@ -67,7 +68,7 @@ TENSORPIX = {
     "READ_TIMEOUT": 5.0,
 }
 
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
@@ -101,6 +102,24 @@ if os.environ.get("TENSORPIX_POLL_TEST_SUBMIT_SWEEP"):
             "schedule": float(os.environ["TENSORPIX_POLL_TEST_SUBMIT_SWEEP"]),
             "options": {"queue": CELERY_TASK_DEFAULT_QUEUE, "expires": 1.0},
         },
+    }
+
+# The chaos test's workers store every task's result, its arguments included, in the
+# test's private Redis, and write a DEBUG log each, for the API-key scan.
+if os.environ.get("TENSORPIX_TEST_RESULT_BACKEND"):
+    CELERY_RESULT_BACKEND = os.environ["TENSORPIX_TEST_RESULT_BACKEND"]
+    CELERY_RESULT_EXTENDED = True
+    # The package's tasks ignore their results; here every one is kept.
+    CELERY_TASK_ANNOTATIONS = {"*": {"ignore_result": False}}
+if os.environ.get("TENSORPIX_TEST_DEBUG_LOG"):
+    LOGGING["handlers"]["debug_file"] = {
+        "class": "logging.FileHandler",
+        "filename": os.environ["TENSORPIX_TEST_DEBUG_LOG"],
+        "level": "DEBUG",
+    }
+    LOGGING["loggers"] = {
+        "django_tensorpix": {"level": "DEBUG", "handlers": ["debug_file"]},
+        "celery": {"level": "DEBUG", "handlers": ["debug_file"]},
     }
 
 # The REST API's tests: the host's pagination is used, the schema is drf-spectacular's.

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connections
 
 from tests.admin_jobs import make_jobs_in_every_state
 
@@ -79,6 +80,11 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             ],
         )
         yield chromium
+        # While Playwright's event loop runs in this thread, Django keeps the ORM's
+        # connections apart from the test's (asgiref's thread-critical storage): close the
+        # one the test opened so, or it outlives the session and the test database cannot
+        # be dropped.
+        connections.close_all()
         chromium.close()
 
 

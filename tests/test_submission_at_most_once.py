@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import connection, connections
+from django.db.models import F
 
 from django_tensorpix import services
+from django_tensorpix.client import TensorPixClient
+from django_tensorpix.conf import tensorpix_settings
 from django_tensorpix.enums import SubmissionState
 from django_tensorpix.models import Job
 from django_tensorpix.testing import TensorPixEmulator
@@ -102,3 +106,105 @@ def test_twenty_submissions_with_half_the_answers_lost_end_one_remote_job_each(e
     for job in Job.objects.all():
         remote = emulator.state.jobs[job.tensorpix_id]
         assert remote.input_video.external_url == job.video_url
+
+
+# -- one reading of the job list per sweep ---------------------------------------------
+
+CREATE = "POST /api/jobs/from-url/"
+LIST = "GET /api/jobs/"
+
+
+def lost_submissions(emulator: TensorPixEmulator, count: int) -> list[Job]:
+    """``count`` jobs whose create answers were lost (TensorPix made each one)."""
+    emulator.inject(CREATE, "lost_response", times=count)
+    jobs = [
+        services.submit_job(
+            services.enhance_from_url(f"https://media.example.com/lost/{n}_720p.mp4", [UPSCALE_2X])
+        )
+        for n in range(count)
+    ]
+    assert {job.submission_state for job in jobs} == {SubmissionState.UNCERTAIN}
+    emulator.clear_faults()
+    emulator.clear_requests()
+    return jobs
+
+
+def requests_to(emulator: TensorPixEmulator, route: str) -> int:
+    return sum(1 for record in emulator.requests if record.route == route)
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest", "shuffled"])
+def test_a_sweep_reads_the_job_list_once_for_all_its_lost_answers(emulator, settings, order):
+    settings.TENSORPIX = {**settings.TENSORPIX, "PAGE_SIZE": 7}
+    emulator.list_order = order
+    emulator.seed_jobs(30)
+    jobs = lost_submissions(emulator, 6)
+
+    assert services.submit_pending_jobs() == 6
+
+    pages = -(-len(emulator.state.jobs) // 7)
+    assert pages > 1
+    assert requests_to(emulator, LIST) == pages  # one reading, whatever the order
+    assert requests_to(emulator, CREATE) == 0  # nothing sent twice
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.submission_state == SubmissionState.SUBMITTED
+        assert emulator.state.jobs[job.tensorpix_id].input_video.external_url == job.video_url
+
+
+def test_a_failed_reading_is_tried_once_per_sweep_and_sends_nothing(emulator):
+    jobs = lost_submissions(emulator, 3)
+    emulator.inject(LIST, "error", status=503, times=None)
+
+    services.submit_pending_jobs()
+
+    # One reading (the first page, with the client's retries) for the three jobs.
+    assert requests_to(emulator, LIST) == tensorpix_settings.MAX_RETRIES + 1
+    assert requests_to(emulator, CREATE) == 0
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.submission_state == SubmissionState.UNCERTAIN
+        assert "Reconciling failed for now" in job.last_submission_error
+    emulator.clear_faults()
+    services.submit_pending_jobs()
+    assert set(Job.objects.values_list("submission_state", flat=True)) == {
+        SubmissionState.SUBMITTED
+    }
+    assert len(emulator.state.jobs) == 3
+
+
+def test_a_reading_older_than_the_attempt_settles_nothing(emulator, settings):
+    """A sweep's reading is used only for attempts that had ended before it began."""
+    settings.TENSORPIX = {**settings.TENSORPIX, "RECONCILE_DELAY": 60}
+    (job,) = lost_submissions(emulator, 1)
+    Job.objects.filter(pk=job.pk).update(submitted_at=F("submitted_at") - timedelta(seconds=61))
+    job.refresh_from_db()
+    job_lists = services._JobLists()
+    with TensorPixClient.for_account(job.account) as client:
+        job_list = job_lists.get(job.account, client)
+        assert job_list.covers(job)
+        # The job was tried again after that reading began: the reading cannot show it.
+        retried_at = job_list.read_at - timedelta(seconds=59)
+        Job.objects.filter(pk=job.pk).update(submitted_at=retried_at)
+        job.refresh_from_db()
+        assert not job_list.covers(job)
+        assert services._reconcile(job, client, job_lists) is False
+    assert requests_to(emulator, LIST) == 1  # only the one reading
+    job.refresh_from_db()
+    assert job.submission_state == SubmissionState.UNCERTAIN
+
+
+@pytest.mark.parametrize(("skew_minutes", "linked"), [(4, True), (6, False)])
+def test_reconciling_allows_five_minutes_of_clock_skew(emulator, skew_minutes, linked):
+    """TensorPix's clock behind ours by less than CLOCK_SKEW: its job is still ours."""
+    (job,) = lost_submissions(emulator, 1)
+    (remote,) = emulator.state.jobs.values()
+    remote.created_at -= skew_minutes * 60
+
+    services.submit_pending_jobs()
+
+    job.refresh_from_db()
+    assert job.submission_state == SubmissionState.SUBMITTED
+    assert (job.tensorpix_id == remote.id) is linked
+    # Past the tolerance the job cannot be told from an older one: it is sent again.
+    assert requests_to(emulator, CREATE) == (0 if linked else 1)

@@ -2,9 +2,9 @@
 
 ``celery -A tests.polling_celery_app worker`` subprocesses on a queue of the run's own,
 against pytest's test database (PostgreSQL only: an in-memory SQLite database cannot be
-shared with another process). Each job signal a worker sends is counted in the suite's
-Redis (``<event id>:<signal>``), so a test can check every transition went out.
-Used by tests/test_polling_workers.py and tests/test_chaos.py.
+shared with another process). Each job signal a worker sends is recorded in the suite's
+Redis (see tests/polling_celery_app.py), so a test can check every transition went out,
+and which process sent it. Used by tests/test_polling_workers.py and tests/test_chaos.py.
 """
 
 from __future__ import annotations
@@ -51,10 +51,16 @@ class Workers:
         broker_url: str | None = None,
         overrides: dict[str, Any] | None = None,
         submit_sweep: float | None = None,
+        result_backend: str | None = None,
+        published: Path | None = None,
+        debug_logs: bool = False,
     ) -> None:
-        """``broker_url``: a private Redis (the signal counts stay in the suite's Redis, so
+        """``broker_url``: a private Redis (the dispatches stay in the suite's Redis, so
         restarting the broker loses none); ``overrides`` merge over the TENSORPIX settings;
-        ``submit_sweep`` adds ``submit_pending_jobs`` to beat at that interval."""
+        ``submit_sweep`` adds ``submit_pending_jobs`` to beat at that interval;
+        ``result_backend`` stores every task's result (its arguments included) there;
+        ``published`` is a file every published task message is appended to;
+        ``debug_logs`` writes each worker's DEBUG log next to its output."""
         run = uuid.uuid4().hex[:12]
         self.queue = f"tensorpix-test-{run}"
         self.signals_key = f"tensorpix-test-signals-{run}"
@@ -84,6 +90,11 @@ class Workers:
         }
         if submit_sweep is not None:
             self.env["TENSORPIX_POLL_TEST_SUBMIT_SWEEP"] = str(submit_sweep)
+        if result_backend is not None:
+            self.env["TENSORPIX_TEST_RESULT_BACKEND"] = result_backend
+        if published is not None:
+            self.env["TENSORPIX_TEST_PUBLISHED"] = str(published)
+        self.debug_logs = debug_logs
 
     def start(self, name: str, *, beat: bool = False) -> None:
         log = self.tmp_path / f"{name}.log"
@@ -102,6 +113,8 @@ class Workers:
             "--without-mingle",
         ]
         env = dict(self.env)
+        if self.debug_logs:
+            env["TENSORPIX_TEST_DEBUG_LOG"] = str(self.tmp_path / f"{name}.debug.log")
         if beat:
             command += ["--beat", f"--schedule={self.tmp_path / 'beat-schedule'}"]
             env["TENSORPIX_POLL_TEST_BEAT_INTERVAL"] = str(BEAT_INTERVAL)
@@ -111,24 +124,50 @@ class Workers:
             )
         self.processes.append((process, log))
 
+    def pid(self, index: int) -> int:
+        return self.processes[index][0].pid
+
     def kill(self, index: int) -> None:
         """SIGKILL one worker (no warm shutdown: its task and any dispatch die mid-way)."""
         process, _ = self.processes[index]
         process.kill()
         process.wait()
 
+    def stall_next_dispatch(self, index: int) -> None:
+        """Make worker ``index`` hang in its next ``job_status_changed`` receiver call."""
+        self.redis.set(f"{self.signals_key}:stall", str(self.pid(index)))
+
+    def stalled_event(self) -> int | None:
+        """The event whose dispatch the stalled worker hangs in, once it does."""
+        value = self.redis.get(f"{self.signals_key}:stalled")
+        return None if value is None else int(value)
+
     def logs(self) -> str:
+        """The end of each worker's output, for failure messages."""
         return "\n".join(f"--- {log.name}\n{log.read_text()[-4000:]}" for _, log in self.processes)
+
+    def full_logs(self) -> str:
+        """Everything the workers wrote: their output and DEBUG logs, whole."""
+        logs = sorted(self.tmp_path.glob("*.log"))
+        return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')}" for log in logs)
 
     def ready(self) -> int:
         return int(self.redis.scard(f"{self.signals_key}:ready"))
 
-    def dispatching_processes(self) -> set[str]:
-        return {str(pid) for pid in self.redis.hkeys(f"{self.signals_key}:pids")}
+    def dispatches(self) -> list[dict[str, Any]]:
+        """Every signal sent, in the order sent: event, signal, job, old, new, pid."""
+        return [json.loads(entry) for entry in self.redis.lrange(self.signals_key, 0, -1)]
+
+    def dispatching_processes(self) -> set[int]:
+        return {entry["pid"] for entry in self.dispatches()}
 
     def signal_counts(self) -> dict[str, int]:
-        raw = self.redis.hgetall(self.signals_key)
-        return {str(key): int(value) for key, value in raw.items()}
+        """How often each ``<event id>:<signal>`` was sent."""
+        counts: dict[str, int] = {}
+        for entry in self.dispatches():
+            key = f"{entry['event']}:{entry['signal']}"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
 
     def stop(self) -> None:
         for process, _ in self.processes:
@@ -142,8 +181,9 @@ class Workers:
         self.redis.delete(
             self.queue,
             self.signals_key,
-            f"{self.signals_key}:pids",
             f"{self.signals_key}:ready",
+            f"{self.signals_key}:stall",
+            f"{self.signals_key}:stalled",
         )
         self.redis.close()
 

@@ -36,7 +36,8 @@ class RequestRecord:
     """One request the emulator received. ``status`` is 0 when no answer was sent.
 
     ``at`` is real time (``time.time()``), so tests can measure a client's backoff;
-    ``route`` is the matched template ("GET /api/jobs/{id}/"), or "" when none matched.
+    ``route`` is the matched template ("GET /api/jobs/{id}/"), or "" when none matched;
+    ``fault`` the kind of the injected fault that struck it ("reset", "truncated"...), or "".
     """
 
     method: str
@@ -45,6 +46,7 @@ class RequestRecord:
     status: int
     at: float
     route: str = ""
+    fault: str = ""
 
 
 class EmulatorHTTPServer(ThreadingHTTPServer):
@@ -103,10 +105,10 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             response = self._response(route, params, refusal, fault, split, reader)
         # Logged before answering, so a client that has its answer finds it in the log.
         if response is None or kind == "lost_response":
-            self._record(split, 0, route_name)
+            self._record(split, 0, route_name, kind)
             self._reset()
             return
-        self._record(split, response.status, route_name)
+        self._record(split, response.status, route_name, kind)
         self._send(response, truncate=kind == "truncated")
 
     def _response(
@@ -130,9 +132,9 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         self._finish_reading(reader)
         return response
 
-    def _record(self, split: SplitResult, status: int, route_name: str) -> None:
+    def _record(self, split: SplitResult, status: int, route_name: str, fault: str | None) -> None:
         record = RequestRecord(
-            self.command, split.path, split.query, status, time.time(), route_name
+            self.command, split.path, split.query, status, time.time(), route_name, fault or ""
         )
         self.server.record(record)
 
