@@ -19,7 +19,7 @@ from typing import Any
 SWEEP_INTERVAL = 2.0
 # The full sync (imports jobs made in TensorPix's web app, flags deleted objects).
 FULL_SYNC_INTERVAL = 6 * 3600.0
-# Seconds between two submission sweeps (services.submit_pending_jobs): how soon a job
+# Seconds between two submission sweeps (submission.submit_pending_jobs): how soon a job
 # whose Celery message was lost, whose worker died or whose answer was lost is driven again,
 # and how often an upload's readiness is checked.
 SUBMIT_SWEEP_INTERVAL = 30.0

@@ -14,7 +14,7 @@ from typing import Any
 
 from celery import shared_task
 
-from django_tensorpix import polling, services
+from django_tensorpix import polling, services, submission
 from django_tensorpix.client import TensorPixClient
 from django_tensorpix.conf import tensorpix_settings
 from django_tensorpix.exceptions import TensorPixError
@@ -109,10 +109,10 @@ def sync_all() -> dict[str, Any]:
 
 @shared_task(name="django_tensorpix.submit_job", ignore_result=True, acks_late=True)
 def submit_job(job_pk: int) -> None:
-    """Submit one job (``services.submit_job``); nothing happens if it is already on its way."""
+    """Submit one job (``submission.submit_job``); nothing happens if it is already on its way."""
     job = Job.objects.filter(pk=job_pk).first()
     if job is not None:
-        services.submit_job(job)
+        submission.submit_job(job)
 
 
 @shared_task(
@@ -120,15 +120,15 @@ def submit_job(job_pk: int) -> None:
 )
 def submit_pending_jobs() -> int:
     """Re-drive stalled submissions (lost messages, killed workers, lost answers)."""
-    return services.submit_pending_jobs()
+    return submission.submit_pending_jobs()
 
 
 @shared_task(name="django_tensorpix.upload_video", ignore_result=True, acks_late=True)
 def upload_video(video_pk: int) -> None:
-    """Upload one video (``services.upload_pending_video``); a no-op once uploaded."""
+    """Upload one video (``submission.upload_pending_video``); a no-op once uploaded."""
     video = Video.objects.filter(pk=video_pk).first()
     if video is not None:
-        services.upload_pending_video(video)
+        submission.upload_pending_video(video)
 
 
 @shared_task(
@@ -136,7 +136,7 @@ def upload_video(video_pk: int) -> None:
 )
 def upload_pending_videos() -> int:
     """Re-drive uploads made without a job whose task message or answer was lost."""
-    return services.upload_pending_videos()
+    return submission.upload_pending_videos()
 
 
 @shared_task(name="django_tensorpix.archive_job_output", ignore_result=True, acks_late=True)

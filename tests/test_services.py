@@ -18,7 +18,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 from django.db import transaction
 
-from django_tensorpix import services, signals
+from django_tensorpix import services, signals, submission
 from django_tensorpix.enums import (
     CancelOutcome,
     JobEventKind,
@@ -214,7 +214,7 @@ def test_submit_links_the_remote_job_and_syncs_it(emulator):
 def test_a_duplicated_submission_does_nothing_while_the_source_is_held(emulator):
     job = services.enhance_from_url(URL, [UPSCALE_2X])
     other = services.enhance_from_url(URL, [UPSCALE_2X])
-    with services._source_lease("default", services._source_key(job)) as held:
+    with submission._source_lease("default", submission._source_key(job)) as held:
         assert held
         assert services.submit_job(other).submission_state == SubmissionState.PENDING
     assert posts(emulator) == 0

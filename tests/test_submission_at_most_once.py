@@ -16,7 +16,7 @@ import pytest
 from django.db import connection, connections
 from django.db.models import F
 
-from django_tensorpix import services
+from django_tensorpix import services, submission
 from django_tensorpix.client import TensorPixClient
 from django_tensorpix.conf import tensorpix_settings
 from django_tensorpix.enums import SubmissionState
@@ -179,7 +179,7 @@ def test_a_reading_older_than_the_attempt_settles_nothing(emulator, settings):
     (job,) = lost_submissions(emulator, 1)
     Job.objects.filter(pk=job.pk).update(submitted_at=F("submitted_at") - timedelta(seconds=61))
     job.refresh_from_db()
-    job_lists = services._JobLists()
+    job_lists = submission._JobLists()
     with TensorPixClient.for_account(job.account) as client:
         job_list = job_lists.get(job.account, client)
         assert job_list.covers(job)
@@ -188,7 +188,7 @@ def test_a_reading_older_than_the_attempt_settles_nothing(emulator, settings):
         Job.objects.filter(pk=job.pk).update(submitted_at=retried_at)
         job.refresh_from_db()
         assert not job_list.covers(job)
-        assert services._reconcile(job, client, job_lists) is False
+        assert submission._reconcile(job, client, job_lists) is False
     assert requests_to(emulator, LIST) == 1  # only the one reading
     job.refresh_from_db()
     assert job.submission_state == SubmissionState.UNCERTAIN
