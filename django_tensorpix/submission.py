@@ -386,7 +386,8 @@ def _find_upload(video: Video, client: TensorPixClient) -> bool:
 
 
 def _pending_uploads() -> Q:
-    """Videos made by :func:`~django_tensorpix.services.upload_video` that TensorPix does not have yet.
+    """Videos made by :func:`~django_tensorpix.services.upload_video` that TensorPix does
+    not have yet.
 
     A job's input is uploaded by its submission (Credits checked first), not here.
     """
@@ -399,7 +400,8 @@ def _pending_uploads() -> Q:
 
 
 def upload_pending_video(video: Video) -> Video:
-    """Upload one video made by :func:`~django_tensorpix.services.upload_video` now, at most once; returns it refreshed.
+    """Upload one video made by :func:`~django_tensorpix.services.upload_video` now, at
+    most once; returns it refreshed.
 
     Shares the lease and the lost-answer handling of a job's input upload, so a duplicate
     task does nothing. A refusal is stored in ``upload_error`` and never retried; a
