@@ -46,7 +46,7 @@ from django.db.models.fields.files import FieldFile
 
 from django_tensorpix.models import Job, MLModel, RestoredVideo, Video
 from django_tensorpix.sync.payloads import ObjectSpec
-from django_tensorpix.sync.rows import BOOKKEEPING_FIELDS, RowChange
+from django_tensorpix.sync.rows import BOOKKEEPING_FIELDS, RowChange, row_from_db
 from django_tensorpix.sync.specs import JOB, ML_MODEL, RESTORED_VIDEO, VIDEO
 
 SPECS: dict[type[models.Model], ObjectSpec] = {
@@ -101,29 +101,71 @@ def save_rows(
 
 
 def read_existing(
-    model: type[models.Model], account: str, ids: Sequence[int], *, using: str, lock: bool
+    model: type[models.Model],
+    account: str,
+    ids: Sequence[int],
+    *,
+    using: str,
+    lock: bool,
+    documents: dict[int, Any] | None = None,
 ) -> dict[int, Any]:
     """``rows.read_existing`` without the ORM's per-row machinery: the same instances.
 
     One indexed read; ``lock`` takes the rows' locks in primary-key order, as the generic
-    path does. Rows are built by ``Model.from_db`` like a queryset's, JSON columns decoded
+    path does. Rows are built like a queryset's ``Model.from_db``, JSON columns decoded
     by ``JSONField.from_db_value`` (PostgreSQL's other types already arrive as the
     Python values Django uses).
+
+    With ``documents``, PostgreSQL compares each row's ``remote_data`` with the document
+    for it (``jsonb`` equality: the JSON equality ``payloads.same_json`` implements), and
+    a row found equal gets the document itself as its ``remote_data``. Sending the
+    documents costs as much as it saves when there is nothing to compare with, so they
+    are sent only while the previous page of this table found known rows that were
+    equal (see :func:`_compare_next`).
     """
     table = Table.of(model, [], using)
-    sql = table.select_sql + (" ORDER BY id FOR UPDATE" if lock else "")
+    key = (using, table.name, account)
+    compare = documents is not None and _compare_next.get(key, False)
     connection = connections[using]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [account, list(ids)])
+        if compare:
+            assert documents is not None
+            text = json.dumps(
+                {str(tensorpix_id): document for tensorpix_id, document in documents.items()},
+                ensure_ascii=False,
+                allow_nan=False,
+            )
+            sql = table.compare_sql + (" ORDER BY t.id FOR UPDATE OF t" if lock else "")
+            cursor.execute(sql, [text, account, list(ids)])
+        else:
+            sql = table.select_sql + (" ORDER BY id FOR UPDATE" if lock else "")
+            cursor.execute(sql, [account, list(ids)])
         rows = cursor.fetchall()
     existing = {}
+    equal = 0
+    remote_data = table.remote_data_index
     for row in rows:
         values = list(row)
+        same = compare and values.pop()
         for index, field in table.json_fields:
             values[index] = field.from_db_value(values[index], None, connection)  # type: ignore[arg-type]
-        instance = model.from_db(using, table.attnames, values)
-        existing[instance.tensorpix_id] = instance  # type: ignore[attr-defined]
+        instance = row_from_db(model, values, using=using)
+        tensorpix_id = instance.tensorpix_id  # type: ignore[attr-defined]
+        if same:
+            assert documents is not None
+            equal += 1
+            setattr(instance, table.attnames[remote_data], documents[tensorpix_id])
+        existing[tensorpix_id] = instance
+    if documents is not None:
+        # Compare next time if this page had known rows, and (when it compared) some
+        # equal ones: a first import finds none, and a table whose rows always differ
+        # (re-signed URLs in every payload) compares only every other page.
+        _compare_next[key] = bool(rows) and (equal > 0 or not compare)
     return existing
+
+
+# Whether the next page's read of (database, table, account) sends its documents along.
+_compare_next: dict[tuple[str, str, str], bool] = {}
 
 
 def insert_rows(
@@ -144,6 +186,26 @@ def insert_rows(
             instance.pk = pk
             instance._state.adding = False
             instance._state.db = using
+
+
+def insert_links(
+    through: type[models.Model],
+    attnames: tuple[str, str],
+    pairs: list[tuple[int, int]],
+    *,
+    using: str,
+) -> None:
+    """``rows.insert_links``: the pairs as two arrays, one statement, conflicts ignored."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    meta = through._meta
+    source, target = (quote(str(meta.get_field(name).column)) for name in attnames)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({source}, {target}) "
+            "SELECT * FROM unnest(%s::bigint[], %s::bigint[]) ON CONFLICT DO NOTHING",
+            [[a for a, _ in pairs], [b for _, b in pairs]],
+        )
 
 
 Columns = list[tuple[str, str]]
@@ -167,6 +229,7 @@ class Table:
     ) -> None:
         meta = model._meta
         self.quote = quote
+        same = "coalesce(t.remote_data = d.doc -> t.tensorpix_id::text, false)"
         self.name = quote(meta.db_table)
         self.insert_columns = columns([f for f in meta.concrete_fields if not f.primary_key])
         self.attnames = [str(f.attname) for f in meta.concrete_fields]
@@ -178,6 +241,21 @@ class Table:
         self.select_sql = (
             f"SELECT {', '.join(quote(str(f.column)) for f in meta.concrete_fields)} "
             f"FROM {self.name} WHERE account = %s AND tensorpix_id = ANY(%s::bigint[])"
+        )
+        # Mirrored models only (not links or events): reading with a comparison.
+        self.remote_data_index = (
+            self.attnames.index("remote_data") if "remote_data" in self.attnames else -1
+        )
+        self.compare_sql = (
+            "SELECT "
+            + ", ".join(
+                f"CASE WHEN {same} THEN NULL ELSE t.{quote(str(f.column))} END"
+                if f.attname == "remote_data"
+                else f"t.{quote(str(f.column))}"
+                for f in meta.concrete_fields
+            )
+            + f", {same} FROM {self.name} AS t, (SELECT %s::jsonb AS doc) AS d"
+            " WHERE t.account = %s AND t.tensorpix_id = ANY(%s::bigint[])"
         )
         self.update_columns = columns([meta.get_field(name) for name in update_fields])
         # What moves when TensorPix only re-signed its presigned URLs.
