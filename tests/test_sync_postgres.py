@@ -35,8 +35,10 @@ def test_the_fast_path_runs_through_djangos_cursor_and_the_setting_turns_it_off(
     settings.TENSORPIX = {**settings.TENSORPIX, "SYNC_FAST_PATH": False}
     generic = statements(page_of_jobs(3, first_id=5000))
 
-    assert sum("json_populate_recordset" in sql for sql in fast) == 6  # 4 tables, links, events
-    assert not any("json_populate_recordset" in sql for sql in generic)
+    # 4 tables and the events from one JSON document each, the ML model links as two arrays.
+    assert sum("jsonb_array_elements(" in sql for sql in fast) == 5
+    assert sum("unnest(" in sql and "django_tensorpix_job_ml_models" in sql for sql in fast) == 1
+    assert not any("jsonb_array_elements(" in sql for sql in generic)
     assert Job.objects.count() == 6
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 import json
 import operator
+import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
@@ -208,7 +209,10 @@ def insert_links(
         )
 
 
-Columns = list[tuple[str, str]]
+# (column, attribute, type): the column's name, where the value is, its type without
+# modifier (the statement casts to it; assigning to the column applies the modifier, so a
+# too-long string fails as it would with a literal, instead of being cut).
+Columns = list[tuple[str, str, str]]
 
 
 class Table:
@@ -221,17 +225,20 @@ class Table:
         key = (model, tuple(update_fields))
         table = cls._cache.get(key)
         if table is None:
-            table = cls._cache[key] = cls(model, update_fields, connections[using].ops.quote_name)
+            table = cls._cache[key] = cls(model, update_fields, connections[using])
         return table
 
     def __init__(
-        self, model: type[models.Model], update_fields: list[str], quote: Callable[[str], str]
+        self, model: type[models.Model], update_fields: list[str], connection: Any
     ) -> None:
         meta = model._meta
-        self.quote = quote
+        self.quote = quote = connection.ops.quote_name
+        self.connection = connection
         same = "coalesce(t.remote_data = d.doc -> t.tensorpix_id::text, false)"
         self.name = quote(meta.db_table)
-        self.insert_columns = columns([f for f in meta.concrete_fields if not f.primary_key])
+        self.insert_columns = columns(
+            [f for f in meta.concrete_fields if not f.primary_key], connection
+        )
         self.attnames = [str(f.attname) for f in meta.concrete_fields]
         self.json_fields = [
             (index, f)
@@ -257,19 +264,19 @@ class Table:
             + f", {same} FROM {self.name} AS t, (SELECT %s::jsonb AS doc) AS d"
             " WHERE t.account = %s AND t.tensorpix_id = ANY(%s::bigint[])"
         )
-        self.update_columns = columns([meta.get_field(name) for name in update_fields])
+        self.update_columns = columns([meta.get_field(name) for name in update_fields], connection)
+        self.pk_column = columns([meta.pk], connection)
         # What moves when TensorPix only re-signed its presigned URLs.
         spec = SPECS.get(model)
         moved = {f.name for f in spec.fields if f.url} if spec else set()
         moved.update(BOOKKEEPING_FIELDS)
         self.resigned_columns = [c for c in self.update_columns if c[1] in moved]
-        insert_list = ", ".join(quote(column) for column, _ in self.insert_columns)
+        insert_list = ", ".join(quote(column) for column, _, _ in self.insert_columns)
         self.insert_sql = (
-            f"INSERT INTO {self.name} ({insert_list}) "
-            f"SELECT {insert_list} FROM json_populate_recordset(NULL::{self.name}, %s)"
+            f"INSERT INTO {self.name} ({insert_list}) {rows_select(self.insert_columns, quote)}"
         )
         assignments = ", ".join(
-            f"{quote(column)} = EXCLUDED.{quote(column)}" for column, _ in self.update_columns
+            f"{quote(column)} = EXCLUDED.{quote(column)}" for column, _, _ in self.update_columns
         )
         self.upsert_sql = (
             f"{self.insert_sql} ON CONFLICT (account, tensorpix_id) DO UPDATE SET {assignments}"
@@ -286,24 +293,50 @@ class Table:
 
     def update(self, cursor: Any, instances: list[Any], columns: Columns) -> None:
         quote = self.quote
-        assignments = ", ".join(f"{quote(column)} = r.{quote(column)}" for column, _ in columns)
+        assignments = ", ".join(f"{quote(column)} = r.{quote(column)}" for column, _, _ in columns)
+        with_pk = [*self.pk_column, *columns]
         cursor.execute(
             f"UPDATE {self.name} AS t SET {assignments} "
-            f"FROM json_populate_recordset(NULL::{self.name}, %s) AS r WHERE t.id = r.id",
-            [rows_json(instances, [("id", "id"), *columns])],
+            f"FROM ({rows_select(with_pk, quote)}) AS r WHERE t.id = r.id",
+            [rows_json(instances, with_pk)],
         )
 
 
-def columns(fields: Iterable[Any]) -> Columns:
-    """(column, attribute) of each concrete field: the JSON key and where its value is."""
-    return [(str(field.column), str(field.attname)) for field in fields]
+def columns(fields: Iterable[Any], connection: Any) -> Columns:
+    """(column, attribute, type without modifier) of each concrete field."""
+    return [
+        (str(field.column), str(field.attname), _TYPE_MODIFIER.sub("", field.db_type(connection)))
+        for field in fields
+    ]
+
+
+_TYPE_MODIFIER = re.compile(r"\(.*?\)")
+
+
+def rows_select(columns: Columns, quote: Callable[[str], str]) -> str:
+    """``SELECT`` of the rows :func:`rows_json` sends (one parameter), named as the columns.
+
+    Each value is cast from its JSON text by its type's input function, the conversion a
+    literal gets; a JSON column's value is taken as ``jsonb`` (JSON ``null``: SQL NULL, as
+    Django stores ``None``).
+    """
+    values = ", ".join(
+        f"NULLIF(r.v -> {index}, 'null') AS {quote(column)}"
+        if kind == "jsonb"
+        else f"(r.v ->> {index})::{kind} AS {quote(column)}"
+        for index, (column, _, kind) in enumerate(columns)
+    )
+    return f"SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS r(v)"
 
 
 def rows_json(instances: list[Any], columns: Columns) -> str:
-    """The rows as a JSON array of objects keyed by column name."""
-    names = [column for column, _ in columns]
-    values = _getter(tuple(attname for _, attname in columns))
-    rows = [dict(zip(names, values(instance), strict=True)) for instance in instances]
+    """The rows as one JSON array of arrays, values in the order of ``columns``.
+
+    Arrays rather than objects keyed by column: no dict to build per row, no key to
+    encode per value (about a third of the encoding's time on a page of jobs).
+    """
+    values = _getter(tuple(attname for _, attname, _ in columns))
+    rows = [values(instance) for instance in instances]
     return json.dumps(rows, ensure_ascii=False, allow_nan=False, default=_json_value)
 
 
