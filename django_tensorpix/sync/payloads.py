@@ -223,6 +223,7 @@ class ObjectSpec:
     _plan: tuple[tuple[str, Any, Any, Any, Callable[[Any], Any]], ...] = field(
         init=False, repr=False, compare=False
     )
+    columns: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "known", frozenset({"id"} | {f.name for f in self.fields}))
@@ -230,6 +231,7 @@ class ObjectSpec:
             (f.name, *_ACCEPTED.get(f.parse, (_MISSING, None, None)), f.read) for f in self.fields
         )
         object.__setattr__(self, "_plan", plan)
+        object.__setattr__(self, "columns", tuple(f.name for f in self.fields if not f.nested))
 
     def parse(self, payload: Any) -> Parsed:
         """Check a whole payload (nested objects included); raise MalformedPayload if it is bad."""
@@ -292,7 +294,7 @@ class ObjectSpec:
         return changed
 
     def column_names(self) -> list[str]:
-        return [f.name for f in self.fields if not f.nested]
+        return list(self.columns)
 
 
 def same_payload(stored: Any, received: Any) -> bool:

@@ -138,7 +138,8 @@ def apply_payload(
     ``remote_data`` is what to keep of the payload, the payload itself by default.
     """
     stored = parsed.raw if remote_data is None else remote_data
-    columns = {name: parsed.values[name] for name in spec.column_names()}
+    values = parsed.values
+    columns = {name: values[name] for name in spec.columns}
     if existing is None:
         instance = new_row(
             model,
