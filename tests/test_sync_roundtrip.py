@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from django_tensorpix.exceptions import MalformedPayload
 from django_tensorpix.models import Job, JobEvent, MLModel, RestoredVideo, Video
 from django_tensorpix.sync import sync_jobs
+from django_tensorpix.sync.payloads import Invalid
+from django_tensorpix.sync.specs import JOB, ML_MODEL, RESTORED_VIDEO, VIDEO
 from tests.strategies import (
     NESTED,
     broken_jobs,
@@ -41,6 +43,7 @@ property_settings = settings(
         HealthCheck.data_too_large,
     ],
 )
+SPECS = {"Job": JOB, "Video": VIDEO, "RestoredVideo": RESTORED_VIDEO, "MLModelList": ML_MODEL}
 MODELS = {"Job": Job, "Video": Video, "RestoredVideo": RestoredVideo, "MLModelList": MLModel}
 
 
@@ -159,3 +162,46 @@ def test_nul_in_a_field_tensorpix_added_later_is_refused() -> None:
 
     assert error.value.field == "x_notes[1]"
     assert not Job.objects.exists()
+
+
+def reference_values(spec: Any, payload: dict[str, Any]) -> dict[str, Any] | str:
+    """What ``Field.read`` makes of each field, one call each: the values, or the error."""
+    try:
+        return {f.name: f.read(payload) for f in spec.fields}
+    except Invalid as error:
+        return f"{error.path}: {error.reason}"
+
+
+def fast_values(spec: Any, payload: dict[str, Any]) -> dict[str, Any] | str:
+    try:
+        return spec.parse_object({"id": 1, **payload}).values
+    except Invalid as error:
+        return f"{error.path}: {error.reason}"
+
+
+@pytest.mark.parametrize("component", ["Job", "Video", "RestoredVideo", "MLModelList"])
+def test_the_shortcut_of_field_checks_agrees_with_reading_each_field(component: str) -> None:
+    """``parse_object`` takes values of the exact type within bounds without calling
+    ``Field.read``: the values and errors must be the same, at every edge of the bounds."""
+    spec = SPECS[component]
+    edges = st.sampled_from(
+        [
+            *(2**31 - 1, 2**31, -(2**31), -(2**31) - 1, 2**63 - 1, 2**63, 2**200),
+            *(True, False, 0, 1, 1.0, -0.0, 1e308, 1.7976931348623157e308, 10**400),
+            *("", "1", None, [], {}),
+        ]
+    )
+
+    @property_settings
+    @given(payload=payloads(component, "mixed"), data=st.data())
+    def check(payload: dict[str, Any], data: st.DataObject) -> None:
+        names = [f.name for f in spec.fields if not f.nested]
+        for name in data.draw(st.lists(st.sampled_from(names), max_size=3)):
+            payload[name] = data.draw(edges)
+        for name in [f.name for f in spec.fields if f.nested]:
+            payload.pop(name, None)
+        nested = [f for f in spec.fields if f.nested]
+        flat = type(spec)(spec.object_type, tuple(f for f in spec.fields if f not in nested))
+        assert fast_values(flat, payload) == reference_values(flat, payload)
+
+    check()
