@@ -42,25 +42,14 @@ def sync_path(
 
     The fast path exists only on PostgreSQL, so on another database its run is skipped
     (the generic path is the only one there). Its one-off ANALYZE is kept out of the
-    way, so that query counts do not depend on what earlier tests wrote. Its reads
-    always send the page's documents along (PostgreSQL compares them with the stored
-    ones), which it otherwise does only from a table's second page on: the behaviour
-    tests then run on that comparison too, whatever ran before them.
+    way, so that query counts do not depend on what earlier tests wrote.
     """
     monkeypatch.setattr(postgres, "ANALYZE_AFTER_ROWS", 2**62)
-    monkeypatch.setattr(postgres, "_compare_next", AlwaysCompare())
     fast = request.param == "postgres"
     if fast and connection.vendor != "postgresql":
         pytest.skip("the fast path is PostgreSQL's")
     settings.TENSORPIX = {**getattr(settings, "TENSORPIX", {}), "SYNC_FAST_PATH": fast}
     return str(request.param)
-
-
-class AlwaysCompare(dict[Any, bool]):
-    """``postgres._compare_next`` that says "compare" for every table."""
-
-    def get(self, key: Any, default: Any = None) -> bool:
-        return True
 
 
 # -- REST API (django_tensorpix.api) ---------------------------------------------------

@@ -790,3 +790,16 @@ def test_post_init_receivers_see_every_row_the_sync_builds() -> None:
     # First sync: one of each row built new; second: each row read back.
     for name in ("Job", "Video", "RestoredVideo", "MLModel"):
         assert built.count(name) >= 2, name
+
+
+def test_a_field_tensorpix_added_later_turning_from_1_to_true_is_a_change(
+    saved: list[Any],
+) -> None:
+    sync_job(job_payload(x_flag=1))
+
+    changed = sync_jobs([job_payload(x_flag=True)])
+    again = sync_jobs([job_payload(x_flag=True)])
+
+    assert (changed.changed, again.unchanged) == (1, 1)
+    assert Job.objects.get().remote_data["x_flag"] is True
+    assert saved[-1] == ("Job", False, frozenset({"remote_data"}))

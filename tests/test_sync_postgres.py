@@ -14,7 +14,6 @@ from django.test.utils import CaptureQueriesContext
 
 from django_tensorpix.models import Job, RestoredVideo, Video
 from django_tensorpix.sync import jobs, postgres, rows, sync_job, sync_jobs
-from tests.conftest import AlwaysCompare
 from tests.strategies import job_payload, page_of_jobs, restored_video_payload, video_payload
 
 pytestmark = [
@@ -118,57 +117,6 @@ def test_a_row_another_sync_created_meanwhile_is_updated_not_refused(
 
     assert Job.objects.get().description == "fresh"
     assert (Video.objects.count(), RestoredVideo.objects.count()) == (1, 1)
-
-
-def reads(sql: list[str]) -> list[str]:
-    return [query for query in sql if query.startswith("SELECT") and "tensorpix_id = ANY(" in query]
-
-
-def test_documents_go_along_with_a_read_once_a_table_had_known_rows(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(postgres, "_compare_next", {})
-    page = page_of_jobs(3)
-
-    first_import = reads(statements(page))
-    first_known_page = reads(statements(page))
-    next_page = reads(statements(page))
-
-    compared = [sum("d.doc" in query for query in sql) for sql in (first_import, first_known_page)]
-    assert compared == [0, 0]
-    # Jobs, ML models, videos, restored videos: all known and equal the page before.
-    assert sum("d.doc" in query for query in next_page) == len(next_page) == 4
-
-
-def test_a_row_equal_to_its_document_comes_back_with_that_document(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(postgres, "_compare_next", AlwaysCompare())
-    sync_jobs([job_payload(id=1, x_flag=1), job_payload(id=2, x_flag=1, output_video=None)])
-    kept = {
-        1: dict(Job.objects.get(tensorpix_id=1).remote_data),
-        2: {**Job.objects.get(tensorpix_id=2).remote_data, "x_flag": True},
-    }
-
-    rows_read = rows.read_existing(Job, "default", [1, 2], using="default", documents=kept)
-
-    assert rows_read[1].remote_data is kept[1]
-    # jsonb equality, as same_json: true is not 1, so the stored copy comes back.
-    assert rows_read[2].remote_data is not kept[2]
-    assert rows_read[2].remote_data["x_flag"] == 1
-
-
-def test_a_change_between_true_and_1_is_a_change_on_the_compared_read(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(postgres, "_compare_next", AlwaysCompare())
-    sync_jobs([job_payload(x_flag=1)])
-
-    changed = sync_jobs([job_payload(x_flag=True)])
-    again = sync_jobs([job_payload(x_flag=True)])
-
-    assert (changed.changed, again.unchanged) == (1, 1)
-    assert Job.objects.get().remote_data["x_flag"] is True
 
 
 def test_links_are_inserted_as_arrays_and_an_existing_link_is_kept() -> None:

@@ -111,7 +111,7 @@ def sync_job_page(parsed_jobs: Iterable[Parsed], *, account: str) -> JobPage:
         # missing, as not seen since it started).
         now = timezone.now()
         kept = {job.tensorpix_id: job_remote_data(job.raw) for job in jobs}
-        existing = read_existing(Job, account, list(kept), using=using, lock=True, documents=kept)
+        existing = read_existing(Job, account, list(kept), using=using, lock=True)
         transitions = {
             job.tensorpix_id: decide_transition(existing.get(job.tensorpix_id), job) for job in jobs
         }

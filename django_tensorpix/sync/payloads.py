@@ -304,10 +304,7 @@ def same_payload(stored: Any, received: Any) -> bool:
     and where ``jsonb`` rewrote a float as an integer; so when ``==`` says equal, the
     canonical JSON text (which writes ``true``, not ``1``) confirms it, and otherwise the
     walk, which stops at the first real difference (usually a re-signed URL), decides.
-    (The same object is the same payload: see ``rows.read_existing``.)
     """
-    if stored is received:
-        return True
     if stored != received:
         return same_json(stored, received)
     try:

@@ -102,71 +102,29 @@ def save_rows(
 
 
 def read_existing(
-    model: type[models.Model],
-    account: str,
-    ids: Sequence[int],
-    *,
-    using: str,
-    lock: bool,
-    documents: dict[int, Any] | None = None,
+    model: type[models.Model], account: str, ids: Sequence[int], *, using: str, lock: bool
 ) -> dict[int, Any]:
     """``rows.read_existing`` without the ORM's per-row machinery: the same instances.
 
     One indexed read; ``lock`` takes the rows' locks in primary-key order, as the generic
-    path does. Rows are built like a queryset's ``Model.from_db``, JSON columns decoded
-    by ``JSONField.from_db_value`` (PostgreSQL's other types already arrive as the
-    Python values Django uses).
-
-    With ``documents``, PostgreSQL compares each row's ``remote_data`` with the document
-    for it (``jsonb`` equality: the JSON equality ``payloads.same_json`` implements), and
-    a row found equal gets the document itself as its ``remote_data``. Sending the
-    documents costs as much as it saves when there is nothing to compare with, so they
-    are sent only while the previous page of this table found known rows that were
-    equal (see :func:`_compare_next`).
+    path does. Rows are built as a queryset's ``Model.from_db`` builds them, JSON columns
+    decoded by ``JSONField.from_db_value`` (PostgreSQL's other types already arrive as
+    the Python values Django uses).
     """
     table = Table.of(model, [], using)
-    key = (using, table.name, account)
-    compare = documents is not None and _compare_next.get(key, False)
+    sql = table.select_sql + (" ORDER BY id FOR UPDATE" if lock else "")
     connection = connections[using]
     with connection.cursor() as cursor:
-        if compare:
-            assert documents is not None
-            text = json.dumps(
-                {str(tensorpix_id): document for tensorpix_id, document in documents.items()},
-                ensure_ascii=False,
-                allow_nan=False,
-            )
-            sql = table.compare_sql + (" ORDER BY t.id FOR UPDATE OF t" if lock else "")
-            cursor.execute(sql, [text, account, list(ids)])
-        else:
-            sql = table.select_sql + (" ORDER BY id FOR UPDATE" if lock else "")
-            cursor.execute(sql, [account, list(ids)])
+        cursor.execute(sql, [account, list(ids)])
         rows = cursor.fetchall()
     existing = {}
-    equal = 0
-    remote_data = table.remote_data_index
     for row in rows:
         values = list(row)
-        same = compare and values.pop()
         for index, field in table.json_fields:
             values[index] = field.from_db_value(values[index], None, connection)  # type: ignore[arg-type]
         instance = row_from_db(model, values, using=using)
-        tensorpix_id = instance.tensorpix_id  # type: ignore[attr-defined]
-        if same:
-            assert documents is not None
-            equal += 1
-            setattr(instance, table.attnames[remote_data], documents[tensorpix_id])
-        existing[tensorpix_id] = instance
-    if documents is not None:
-        # Compare next time if this page had known rows, and (when it compared) some
-        # equal ones: a first import finds none, and a table whose rows always differ
-        # (re-signed URLs in every payload) compares only every other page.
-        _compare_next[key] = bool(rows) and (equal > 0 or not compare)
+        existing[instance.tensorpix_id] = instance
     return existing
-
-
-# Whether the next page's read of (database, table, account) sends its documents along.
-_compare_next: dict[tuple[str, str, str], bool] = {}
 
 
 def insert_rows(
@@ -234,7 +192,6 @@ class Table:
         meta = model._meta
         self.quote = quote = connection.ops.quote_name
         self.connection = connection
-        same = "coalesce(t.remote_data = d.doc -> t.tensorpix_id::text, false)"
         self.name = quote(meta.db_table)
         self.insert_columns = columns(
             [f for f in meta.concrete_fields if not f.primary_key], connection
@@ -248,21 +205,6 @@ class Table:
         self.select_sql = (
             f"SELECT {', '.join(quote(str(f.column)) for f in meta.concrete_fields)} "
             f"FROM {self.name} WHERE account = %s AND tensorpix_id = ANY(%s::bigint[])"
-        )
-        # Mirrored models only (not links or events): reading with a comparison.
-        self.remote_data_index = (
-            self.attnames.index("remote_data") if "remote_data" in self.attnames else -1
-        )
-        self.compare_sql = (
-            "SELECT "
-            + ", ".join(
-                f"CASE WHEN {same} THEN NULL ELSE t.{quote(str(f.column))} END"
-                if f.attname == "remote_data"
-                else f"t.{quote(str(f.column))}"
-                for f in meta.concrete_fields
-            )
-            + f", {same} FROM {self.name} AS t, (SELECT %s::jsonb AS doc) AS d"
-            " WHERE t.account = %s AND t.tensorpix_id = ANY(%s::bigint[])"
         )
         self.update_columns = columns([meta.get_field(name) for name in update_fields], connection)
         self.pk_column = columns([meta.pk], connection)

@@ -97,24 +97,13 @@ def read_existing(
     *,
     using: str,
     lock: bool = False,
-    documents: dict[int, Any] | None = None,
 ) -> dict[int, Any]:
-    """The rows of ``ids`` (TensorPix ids) in ``account``, by TensorPix id.
-
-    ``documents`` are what the sync is about to store in ``remote_data``, by TensorPix id:
-    a hint. A row whose stored ``remote_data`` is the same JSON may come back with that
-    very object as its ``remote_data`` (PostgreSQL compares them where they are, so
-    the stored copy is neither sent back nor decoded); :func:`apply_payload` then knows it
-    is identical without comparing. Other rows are returned as stored.
-    """
     if not ids:
         return {}
     if _fast_path(using):
         from django_tensorpix.sync import postgres  # here: it imports this module
 
-        return postgres.read_existing(
-            model, account, ids, using=using, lock=lock, documents=documents
-        )
+        return postgres.read_existing(model, account, ids, using=using, lock=lock)
     queryset = model._default_manager.using(using).filter(account=account, tensorpix_id__in=ids)
     if lock:
         # Ordered, so two syncs of overlapping pages lock in the same order (no deadlock).
@@ -333,8 +322,7 @@ def upsert_page(
 ) -> dict[int, RowChange]:
     """Create or update the rows of one page; returns what happened, by TensorPix id."""
     unique = last_per_id(items)
-    documents = {item.tensorpix_id: item.raw for item in unique}
-    existing = read_existing(model, account, list(documents), using=using, documents=documents)
+    existing = read_existing(model, account, [item.tensorpix_id for item in unique], using=using)
     changes = {
         item.tensorpix_id: apply_payload(
             spec, model, item, existing.get(item.tensorpix_id), account=account, now=now
