@@ -316,7 +316,12 @@ def same_payload(stored: Any, received: Any) -> bool:
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    return _CANONICAL.encode(value)
+
+
+# Built once: ``json.dumps`` with options builds an encoder on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, allow_nan=False)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
 
 def same_json(stored: Any, received: Any) -> bool:
@@ -358,7 +363,7 @@ def check_json(value: Any) -> None:
     the field when that finds something suspicious.
     """
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        text = _ENCODER.encode(value)
         text.encode("utf-8")
     except RecursionError:
         raise Invalid(f"is nested deeper than {MAX_JSON_DEPTH} levels") from None

@@ -22,6 +22,7 @@ waits at most for one page.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -211,7 +212,11 @@ class _RowTemplate:
 
     def build(self, values: Sequence[Any]) -> Any:
         model = self.model
-        if not self.plain or pre_init.has_listeners(model) or post_init.has_listeners(model):
+        if (
+            not self.plain
+            or (pre_init.receivers and pre_init.has_listeners(model))
+            or (post_init.receivers and post_init.has_listeners(model))
+        ):
             return model(*values)
         instance = model.__new__(model)
         instance._state = ModelState()
@@ -354,7 +359,7 @@ def send_post_save(changes: Iterable[RowChange], *, using: str) -> None:
         if not change.is_change:
             continue
         model = type(change.instance)
-        concrete = {f.name for f in model._meta.concrete_fields}
+        concrete = _concrete_names(model)
         updated = frozenset(name for name in change.changed if name in concrete)
         if not change.created and not updated:
             continue
@@ -366,3 +371,8 @@ def send_post_save(changes: Iterable[RowChange], *, using: str) -> None:
             raw=False,
             using=using,
         )
+
+
+@functools.cache
+def _concrete_names(model: type[models.Model]) -> frozenset[str]:
+    return frozenset(f.name for f in model._meta.concrete_fields)
