@@ -6,10 +6,11 @@ and test_sync_roundtrip.py, which run on both; here, what only the fast path pro
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from django_tensorpix.models import Job, RestoredVideo, Video
@@ -130,3 +131,30 @@ def test_links_are_inserted_as_arrays_and_an_existing_link_is_kept() -> None:
     )
 
     assert links.filter(job=job, mlmodel=model).count() == 1
+
+
+@pytest.mark.parametrize(
+    "started",
+    ["0001-01-01T00:00:00.000001Z", "2025-07-01T10:00:00.999999+02:00", "9999-12-31T23:59:59Z"],
+)
+@pytest.mark.parametrize("epoch", [True, False])
+def test_rows_read_back_as_the_orm_reads_them(
+    started: str, epoch: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Date-times are read as microseconds since 1970 when the connection is in UTC."""
+    if not epoch:
+        monkeypatch.setattr(connection, "timezone", dt.timezone(dt.timedelta(hours=1)))
+    sync_job(job_payload(started=started, finished=None, status=1, output_video=None))
+    orm = Job.objects.get()
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as captured:
+        fast = postgres.read_existing(
+            Job, "default", [orm.tensorpix_id], using="default", lock=False
+        )
+
+    assert ("extract(epoch" in captured.captured_queries[0]["sql"]) is epoch
+    row = fast[orm.tensorpix_id]
+    for field in Job._meta.concrete_fields:
+        assert getattr(row, field.attname) == getattr(orm, field.attname), field.name
+    assert row.started.tzinfo is orm.started.tzinfo
+    assert (row._state.adding, row._state.db) == (False, "default")

@@ -38,7 +38,7 @@ import operator
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, cast
 
@@ -110,21 +110,35 @@ def read_existing(
     path does. Rows are built as a queryset's ``Model.from_db`` builds them, JSON columns
     decoded by ``JSONField.from_db_value`` (PostgreSQL's other types already arrive as
     the Python values Django uses).
+
+    Date-times are read as microseconds since 1970 and made into the same aware UTC
+    datetimes Django's loader makes (when the connection's time zone is UTC, as with
+    ``USE_TZ`` and no database ``TIME_ZONE``): parsing their text in Python was a
+    fifth of a re-sync's reading.
     """
     table = Table.of(model, [], using)
-    sql = table.select_sql + (" ORDER BY id FOR UPDATE" if lock else "")
     connection = connections[using]
+    as_epoch = connection.timezone is UTC
+    sql = table.epoch_select_sql if as_epoch else table.select_sql
+    sql += " ORDER BY id FOR UPDATE" if lock else ""
     with connection.cursor() as cursor:
         cursor.execute(sql, [account, list(ids)])
         rows = cursor.fetchall()
     existing = {}
+    date_times = table.date_time_indexes if as_epoch else ()
     for row in rows:
         values = list(row)
         for index, field in table.json_fields:
             values[index] = field.from_db_value(values[index], None, connection)  # type: ignore[arg-type]
+        for index in date_times:
+            if values[index] is not None:
+                values[index] = EPOCH + timedelta(microseconds=values[index])
         instance = row_from_db(model, values, using=using)
         existing[instance.tensorpix_id] = instance
     return existing
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def insert_rows(
@@ -202,6 +216,22 @@ class Table:
             for index, f in enumerate(meta.concrete_fields)
             if isinstance(f, models.JSONField)
         ]
+        self.date_time_indexes = [
+            index
+            for index, f in enumerate(meta.concrete_fields)
+            if f.get_internal_type() == "DateTimeField"
+        ]
+        selected = [
+            f"(extract(epoch FROM {quote(str(f.column))}) * 1000000)::bigint"
+            if index in self.date_time_indexes
+            else quote(str(f.column))
+            for index, f in enumerate(meta.concrete_fields)
+        ]
+        # extract() is exact (numeric) from PostgreSQL 14, the oldest Django 5.2 supports.
+        self.epoch_select_sql = (
+            f"SELECT {', '.join(selected)} "
+            f"FROM {self.name} WHERE account = %s AND tensorpix_id = ANY(%s::bigint[])"
+        )
         self.select_sql = (
             f"SELECT {', '.join(quote(str(f.column)) for f in meta.concrete_fields)} "
             f"FROM {self.name} WHERE account = %s AND tensorpix_id = ANY(%s::bigint[])"
