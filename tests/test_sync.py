@@ -741,7 +741,7 @@ def test_a_failing_job_progress_receiver_does_not_stop_the_next_jobs_signal(
     received: list[int] = []
 
     def receiver(sender: Any, job: Job, **kwargs: Any) -> None:
-        received.append(job.tensorpix_id)
+        received.append(cast(int, job.tensorpix_id))
         if len(received) == 1:
             raise RuntimeError("receiver bug")
 

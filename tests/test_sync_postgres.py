@@ -146,6 +146,8 @@ def test_rows_read_back_as_the_orm_reads_them(
         monkeypatch.setattr(connection, "timezone", dt.timezone(dt.timedelta(hours=1)))
     sync_job(job_payload(started=started, finished=None, status=1, output_video=None))
     orm = Job.objects.get()
+    assert orm.tensorpix_id is not None
+    assert orm.started is not None
 
     with transaction.atomic(), CaptureQueriesContext(connection) as captured:
         fast = postgres.read_existing(
@@ -156,5 +158,5 @@ def test_rows_read_back_as_the_orm_reads_them(
     row = fast[orm.tensorpix_id]
     for field in Job._meta.concrete_fields:
         assert getattr(row, field.attname) == getattr(orm, field.attname), field.name
-    assert row.started.tzinfo is orm.started.tzinfo
+    assert row.started.tzinfo is orm.started.tzinfo is dt.UTC
     assert (row._state.adding, row._state.db) == (False, "default")

@@ -184,7 +184,7 @@ def test_the_shortcut_of_field_checks_agrees_with_reading_each_field(component: 
     """``parse_object`` takes values of the exact type within bounds without calling
     ``Field.read``: the values and errors must be the same, at every edge of the bounds."""
     spec = SPECS[component]
-    edges = st.sampled_from(
+    edges: st.SearchStrategy[Any] = st.sampled_from(
         [
             *(2**31 - 1, 2**31, -(2**31), -(2**31) - 1, 2**63 - 1, 2**63, 2**200),
             *(True, False, 0, 1, 1.0, -0.0, 1e308, 1.7976931348623157e308, 10**400),

@@ -3,12 +3,14 @@
 Django's ``bulk_create(update_conflicts=True)`` compiles every value of every row in
 Python (``get_db_prep_save``, ``UNNEST`` arrays dumped element by element): on a page of
 jobs that is most of the sync's time. Here each statement gets the page's rows as a single
-JSON text, made by the C encoder, and PostgreSQL turns it into rows with
-``json_populate_recordset(NULL::<table>, ...)``, which casts each value to its column's type
-with the column's own input function (the same conversions a literal would get).
+JSON text, an array of arrays (values in column order, no keys) made by the C encoder, and
+PostgreSQL turns it into rows with ``jsonb_array_elements``, casting each value from its
+JSON text to its column's type (the conversion a literal gets; the column's modifier
+applies on assignment, so a too-long string fails as it would in an ``INSERT``).
 
-Chosen by :func:`django_tensorpix.sync.rows.save_rows` when the connection is PostgreSQL
-and ``TENSORPIX["SYNC_FAST_PATH"]`` is on. The rows, the diff and what is sent are decided
+Chosen by :func:`django_tensorpix.sync.rows.save_rows` (and ``read_existing``,
+``insert_rows``, ``insert_links``) when the connection is PostgreSQL and
+``TENSORPIX["SYNC_FAST_PATH"]`` is on. The rows, the diff and what is sent are decided
 before, by the same code for every database; only the statements differ:
 
 * new rows: ``INSERT ... SELECT ... ON CONFLICT (account, tensorpix_id) DO UPDATE`` of the
@@ -16,7 +18,10 @@ before, by the same code for every database; only the statements differ:
 * known rows whose TensorPix fields changed: one ``UPDATE ... FROM`` of those columns;
 * known rows where only presigned URLs were re-signed: one ``UPDATE`` of the URL columns,
   ``remote_data`` and the bookkeeping columns, nothing else;
-* identical and stale rows: ``synced_at`` moved by one ``UPDATE ... WHERE id = ANY(...)``.
+* identical and stale rows: ``synced_at`` moved by one ``UPDATE ... WHERE id = ANY(...)``;
+* ML model links: one ``INSERT ... SELECT FROM unnest(...)`` of two ``bigint[]``;
+* reads of a page's known rows: one indexed ``SELECT``, date-times as microseconds since
+  1970 (see :func:`read_existing`), rows built as ``Model.from_db`` builds them.
 
 Everything runs through Django's cursor (so query logging, ``CaptureQueriesContext`` and
 ``django_assert_num_queries`` see it), with ordinary parameters: no temporary table, no
@@ -95,7 +100,7 @@ def save_rows(
             cursor.execute(
                 f"UPDATE {table.name} SET synced_at = %s, missing_remote = false, "
                 "missing_since = NULL WHERE id = ANY(%s::bigint[])",
-                [now, touched],
+                [now, bigint_array(touched)],
             )
     count = len(created) + len(changed) + len(resigned) + len(touched)
     ensure_statistics(model, count, using=using)
@@ -122,7 +127,7 @@ def read_existing(
     sql = table.epoch_select_sql if as_epoch else table.select_sql
     sql += " ORDER BY id FOR UPDATE" if lock else ""
     with connection.cursor() as cursor:
-        cursor.execute(sql, [account, list(ids)])
+        cursor.execute(sql, [account, bigint_array(ids)])
         rows = cursor.fetchall()
     existing = {}
     date_times = table.date_time_indexes if as_epoch else ()
@@ -172,13 +177,22 @@ def insert_links(
     connection = connections[using]
     quote = connection.ops.quote_name
     meta = through._meta
-    source, target = (quote(str(meta.get_field(name).column)) for name in attnames)
+    source, target = (quote(str(meta.get_field(name).column)) for name in attnames)  # type: ignore[union-attr]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(meta.db_table)} ({source}, {target}) "
             "SELECT * FROM unnest(%s::bigint[], %s::bigint[]) ON CONFLICT DO NOTHING",
-            [[a for a, _ in pairs], [b for _, b in pairs]],
+            [bigint_array(a for a, _ in pairs), bigint_array(b for _, b in pairs)],
         )
+
+
+def bigint_array(values: Iterable[int]) -> str:
+    """A ``bigint[]`` parameter as its text (``{1,2,3}``), for a ``%s::bigint[]`` cast.
+
+    psycopg adapts a list of integers element by element in Python; the text is made
+    at C speed and PostgreSQL's array input checks every element all the same.
+    """
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 # (column, attribute, type): the column's name, where the value is, its type without

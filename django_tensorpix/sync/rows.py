@@ -359,7 +359,7 @@ def send_post_save(changes: Iterable[RowChange], *, using: str) -> None:
         if not change.is_change:
             continue
         model = type(change.instance)
-        concrete = _concrete_names(model)
+        concrete = _concrete_names(model)  # type: ignore[arg-type]
         updated = frozenset(name for name in change.changed if name in concrete)
         if not change.created and not updated:
             continue
