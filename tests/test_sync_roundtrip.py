@@ -8,6 +8,7 @@ JSON numbers, which is what these tests are for.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from django_tensorpix.exceptions import MalformedPayload
 from django_tensorpix.models import Job, JobEvent, MLModel, RestoredVideo, Video
 from django_tensorpix.sync import sync_jobs
-from django_tensorpix.sync.payloads import Invalid
+from django_tensorpix.sync.payloads import Invalid, check_json
 from django_tensorpix.sync.specs import JOB, ML_MODEL, RESTORED_VIDEO, VIDEO
 from tests.strategies import (
     NESTED,
@@ -28,8 +29,10 @@ from tests.strategies import (
     components,
     job_payload,
     json_type,
+    json_values,
     payloads,
     resolve,
+    text,
     with_unique_ids,
 )
 
@@ -205,3 +208,41 @@ def test_the_shortcut_of_field_checks_agrees_with_reading_each_field(component: 
         assert fast_values(flat, payload) == reference_values(flat, payload)
 
     check()
+
+
+def hostile_values() -> st.SearchStrategy[Any]:
+    """JSON-ish values with what ``check_json`` refuses mixed in, nested up to 40 deep."""
+    refused = st.sampled_from(
+        ["a\x00b", "\ud800", float("nan"), float("inf"), (1, 2), {"\x00": 1}, {1: "key"}]
+    )
+    leaves = st.one_of(refused, json_values())
+    deep = st.integers(27, 33).map(lambda n: functools.reduce(lambda v, _: [v], range(n), "x"))
+    return st.one_of(leaves, deep, st.lists(leaves, max_size=2), st.dictionaries(text(), leaves))
+
+
+def test_the_fast_payload_check_accepts_only_what_the_full_check_accepts() -> None:
+    """``parse_clean`` checks while parsing instead of encoding: whatever it accepts, the
+    full check (``check_json`` then ``parse_object``) accepts with the same values."""
+
+    @settings(property_settings, max_examples=200)
+    @given(job=payloads("Job", "mixed"), data=st.data())
+    def check(job: dict[str, Any], data: st.DataObject) -> None:
+        job = with_unique_ids(job, seed=1)
+        targets = [job] + [job[name] for name in NESTED if isinstance(job.get(name), dict)]
+        targets += [m for m in job.get("ml_models") or [] if isinstance(m, dict)]
+        for _ in range(data.draw(st.integers(0, 2))):
+            target = data.draw(st.sampled_from(targets))
+            name = data.draw(st.one_of(st.just("x_extra"), st.sampled_from(sorted(target))))
+            if name != "id":
+                target[name] = data.draw(hostile_values())
+        fast = JOB.parse_clean(job, 1)
+        try:
+            check_json(job)
+            full: Any = JOB.parse_object(job)
+        except Invalid:
+            full = None
+        if fast is not None:
+            assert fast == full
+
+    check()
+    assert JOB.parse_clean(job_payload(), 1) == JOB.parse_object(job_payload())
