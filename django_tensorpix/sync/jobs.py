@@ -233,9 +233,16 @@ def _apply_job(
     for name, rows in links:
         payload = job.values[name]
         target = rows[payload.tensorpix_id].instance if payload is not None else None
-        if getattr(instance, f"{name}_id") != (target.pk if target else None):
+        field: Any = Job._meta.get_field(name)
+        pk = target.pk if target is not None else None
+        if getattr(instance, field.attname) != pk:
             change.changed.add(name)
-        setattr(instance, name, target)
+        # ``job.output_video = target`` without the descriptor: it would also cache the
+        # job on the restored video (``output_of``, one-to-one), a reference cycle that
+        # keeps every page's rows alive until Python's cyclic GC runs, so peak memory
+        # grew with the length of a sync. ``job.<name>`` is cached as it would be.
+        setattr(instance, field.attname, pk)
+        field.set_cached_value(instance, target)
     if change.created:
         change.changed.clear()
     elif change.changed:
