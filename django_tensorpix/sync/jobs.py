@@ -110,8 +110,9 @@ def sync_job_page(parsed_jobs: Iterable[Parsed], *, account: str) -> JobPage:
         # with a time before the sync it waited for (a full listing would then flag them
         # missing, as not seen since it started).
         now = timezone.now()
-        kept = {job.tensorpix_id: job_remote_data(job.raw) for job in jobs}
-        existing = read_existing(Job, account, list(kept), using=using, lock=True)
+        existing = read_existing(
+            Job, account, [job.tensorpix_id for job in jobs], using=using, lock=True
+        )
         transitions = {
             job.tensorpix_id: decide_transition(existing.get(job.tensorpix_id), job) for job in jobs
         }
@@ -122,9 +123,7 @@ def sync_job_page(parsed_jobs: Iterable[Parsed], *, account: str) -> JobPage:
         for job in jobs:
             row = existing.get(job.tensorpix_id)
             if transitions[job.tensorpix_id].accepted:
-                changes[job.tensorpix_id] = _apply_job(
-                    job, row, nested, kept[job.tensorpix_id], account=account, now=now
-                )
+                changes[job.tensorpix_id] = _apply_job(job, row, nested, account=account, now=now)
             else:
                 mark_seen(row, now)
                 changes[job.tensorpix_id] = RowChange(row, created=False, changed=set(), stale=True)
@@ -207,13 +206,7 @@ def _upsert_nested(jobs: list[Parsed], *, account: str, now: datetime, using: st
 
 
 def _apply_job(
-    job: Parsed,
-    row: Job | None,
-    nested: NestedRows,
-    remote_data: dict[str, Any],
-    *,
-    account: str,
-    now: datetime,
+    job: Parsed, row: Job | None, nested: NestedRows, *, account: str, now: datetime
 ) -> RowChange:
     change = apply_payload(
         JOB,
@@ -223,7 +216,7 @@ def _apply_job(
         account=account,
         now=now,
         defaults={"submission_state": SubmissionState.SUBMITTED},
-        remote_data=remote_data,
+        remote_data=job_remote_data(job.raw),
     )
     instance = change.instance
     links = (
