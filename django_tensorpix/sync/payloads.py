@@ -270,7 +270,10 @@ class ObjectSpec:
         for name, exact, low, high, read, one, each in self._plan:
             value = payload.get(name, _MISSING)
             if type(value) is exact and (low is None or low <= value <= high):
-                if exact is str and not _clean_text(value):
+                # ``_clean_text`` inlined for the usual ASCII text (most values of a page).
+                if exact is str and (
+                    "\x00" in value or not (value.isascii() or _clean_text(value))
+                ):
                     return None
                 values[name] = value
             elif one is not None and type(value) is dict:
