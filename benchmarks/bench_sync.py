@@ -31,6 +31,7 @@ import io
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -74,7 +75,9 @@ def main() -> None:
         default=1_000,
         help="jobs for the naive loop, scaled to --jobs (0: skip the naive loop)",
     )
-    parser.add_argument("--rounds", type=int, default=1, help="runs of every writer, the best kept")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs of every writer, the median reported"
+    )
     parser.add_argument(
         "--executemany",
         action=argparse.BooleanOptionalAction,
@@ -152,20 +155,23 @@ def compare_writers(n: int, naive_n: int, rounds: int, executemany: bool) -> Non
         }
         if not executemany:
             del writers["fetch + SQL, executemany"]
-        # (first import, re-sync) x (wall, CPU) seconds per writer.
-        timings: dict[str, list[list[float]]] = {}
-        # Rounds interleave the writers; the best of each is kept (the machine is shared).
+        # Per writer, per round: (first import, re-sync) x (wall, CPU) seconds.
+        runs: dict[str, list[list[list[float]]]] = {name: [] for name in writers}
+        # Rounds interleave the writers; the median of each figure is reported (the
+        # machine is shared: a best-of would reward whichever writer got a quiet moment).
         for _ in range(rounds):
             for name, write in writers.items():
                 empty_tables()
-                passes = [timed(write), timed(write)]
+                runs[name].append([timed(write), timed(write)])
                 if name != "fetch only":
                     check_rows(n)
-                best = timings.setdefault(name, passes)
-                timings[name] = [
-                    list(map(min, zip(a, b, strict=True)))
-                    for a, b in zip(best, passes, strict=True)
-                ]
+        timings = {
+            name: [
+                [statistics.median(run[sync][kind] for run in rounds_run) for kind in (0, 1)]
+                for sync in (0, 1)
+            ]
+            for name, rounds_run in runs.items()
+        }
         print(f"per-page read of jobs after tensorpix_sync's import: {read_plan()}")
         naive_name = ""
         if naive_n:
@@ -359,7 +365,12 @@ class HandWritten:
     def __init__(self, model: type[models.Model], spec: Any, multi_row: bool) -> None:
         self.model = model
         self.multi_row = multi_row
-        mirrored = [*spec.column_names(), "remote_data", "synced_at", "missing_remote"]
+        # What the sync writes for a row it has seen: its mirrored columns, remote_data and
+        # the bookkeeping (a row seen again is no longer missing).
+        mirrored = [
+            *spec.column_names(),
+            *("remote_data", "synced_at", "missing_remote", "missing_since"),
+        ]
         if model is Job:
             mirrored += ["input_video_id", "output_video_id"]
         self.mirrored = mirrored
@@ -398,6 +409,8 @@ class HandWritten:
                 row.append(now)
             elif column == "missing_remote":
                 row.append(False)
+            elif column == "missing_since":
+                row.append(None)
             elif column in self.json_columns and payload.get(column) is not None:
                 row.append(Jsonb(payload[column]))
             else:

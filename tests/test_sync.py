@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from decimal import Decimal
 from typing import Any, cast
 
 import django
 import pytest
 from django.db import connection
-from django.db.models.signals import post_save
+from django.db.models.signals import post_init, post_save
 from django.test.utils import CaptureQueriesContext
 
 from django_tensorpix import signals
@@ -21,6 +22,7 @@ from django_tensorpix.models import Job, JobEvent, MLModel, RestoredVideo, Video
 from django_tensorpix.sync import (
     SkippedObject,
     SyncResult,
+    rows,
     sync_full_listing,
     sync_job,
     sync_jobs,
@@ -732,3 +734,91 @@ def test_sync_restored_video_creates_then_refreshes_urls_without_a_change(
     assert saved == [("RestoredVideo", True, None)]
     sync_restored_video(restored_video_payload(width=3840))
     assert saved[-1] == ("RestoredVideo", False, frozenset({"width"}))
+
+
+def test_a_failing_job_progress_receiver_does_not_stop_the_next_jobs_signal(
+    django_capture_on_commit_callbacks: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    received: list[int] = []
+
+    def receiver(sender: Any, job: Job, **kwargs: Any) -> None:
+        received.append(cast(int, job.tensorpix_id))
+        if len(received) == 1:
+            raise RuntimeError("receiver bug")
+
+    signals.job_progress.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            sync_jobs(
+                [
+                    processing_job_payload(id=1, input_video=video_payload(id=11)),
+                    processing_job_payload(id=2, input_video=video_payload(id=12)),
+                ]
+            )
+    finally:
+        signals.job_progress.disconnect(receiver)
+
+    assert received == [1, 2]
+    assert "receiver bug" in caplog.text
+
+
+def test_rows_are_built_as_django_builds_them() -> None:
+    values = {"account": "default", "tensorpix_id": 5, "name": "a.mp4", "width": 640}
+
+    built, constructed = rows.new_row(Video, values), Video(**values)
+
+    def state(instance: Any) -> dict[str, Any]:
+        return {k: v for k, v in vars(instance).items() if k != "_state"}
+
+    assert state(built) == state(constructed)
+    assert (built._state.adding, built._state.db) == (True, None)
+    assert list(state(built)) == [f.attname for f in Video._meta.concrete_fields]
+
+
+def test_post_init_receivers_see_every_row_the_sync_builds() -> None:
+    built: list[str] = []
+
+    def receiver(sender: Any, instance: Any, **kwargs: Any) -> None:
+        built.append(sender.__name__)
+
+    post_init.connect(receiver)
+    try:
+        sync_job(job_payload())
+        sync_job(job_payload(description="again"))
+    finally:
+        post_init.disconnect(receiver)
+
+    # First sync: one of each row built new; second: each row read back.
+    for name in ("Job", "Video", "RestoredVideo", "MLModel"):
+        assert built.count(name) >= 2, name
+
+
+def test_a_field_tensorpix_added_later_turning_from_1_to_true_is_a_change(
+    saved: list[Any],
+) -> None:
+    sync_job(job_payload(x_flag=1))
+
+    changed = sync_jobs([job_payload(x_flag=True)])
+    again = sync_jobs([job_payload(x_flag=True)])
+
+    assert (changed.changed, again.unchanged) == (1, 1)
+    assert Job.objects.get().remote_data["x_flag"] is True
+    assert saved[-1] == ("Job", False, frozenset({"remote_data"}))
+
+
+def test_a_synced_page_leaves_no_reference_cycle_behind() -> None:
+    """Rows are freed as soon as a page is done, not when the cyclic GC gets to them:
+    otherwise a long sync's peak memory grows with the garbage waiting for it."""
+    sync_jobs(page_of_jobs(5))
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        sync_jobs(page_of_jobs(5))
+        sync_jobs(page_of_jobs(5, first_id=3000))
+        gc.collect()
+        left = [o for o in gc.garbage if isinstance(o, Job | Video | RestoredVideo | MLModel)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+
+    assert left == []

@@ -6,10 +6,11 @@ and test_sync_roundtrip.py, which run on both; here, what only the fast path pro
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from django_tensorpix.models import Job, RestoredVideo, Video
@@ -35,8 +36,10 @@ def test_the_fast_path_runs_through_djangos_cursor_and_the_setting_turns_it_off(
     settings.TENSORPIX = {**settings.TENSORPIX, "SYNC_FAST_PATH": False}
     generic = statements(page_of_jobs(3, first_id=5000))
 
-    assert sum("json_populate_recordset" in sql for sql in fast) == 6  # 4 tables, links, events
-    assert not any("json_populate_recordset" in sql for sql in generic)
+    # 4 tables and the events from one JSON document each, the ML model links as two arrays.
+    assert sum("jsonb_array_elements(" in sql for sql in fast) == 5
+    assert sum("unnest(" in sql and "django_tensorpix_job_ml_models" in sql for sql in fast) == 1
+    assert not any("jsonb_array_elements(" in sql for sql in generic)
     assert Job.objects.count() == 6
 
 
@@ -115,3 +118,45 @@ def test_a_row_another_sync_created_meanwhile_is_updated_not_refused(
 
     assert Job.objects.get().description == "fresh"
     assert (Video.objects.count(), RestoredVideo.objects.count()) == (1, 1)
+
+
+def test_links_are_inserted_as_arrays_and_an_existing_link_is_kept() -> None:
+    sync_job(job_payload())
+    job = Job.objects.get()
+    (model,) = job.ml_models.all()[:1]
+    links = Job.ml_models.through.objects
+
+    rows.insert_links(
+        Job.ml_models.through, ("job_id", "mlmodel_id"), [(job.pk, model.pk)], using="default"
+    )
+
+    assert links.filter(job=job, mlmodel=model).count() == 1
+
+
+@pytest.mark.parametrize(
+    "started",
+    ["0001-01-01T00:00:00.000001Z", "2025-07-01T10:00:00.999999+02:00", "9999-12-31T23:59:59Z"],
+)
+@pytest.mark.parametrize("epoch", [True, False])
+def test_rows_read_back_as_the_orm_reads_them(
+    started: str, epoch: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Date-times are read as microseconds since 1970 when the connection is in UTC."""
+    if not epoch:
+        monkeypatch.setattr(connection, "timezone", dt.timezone(dt.timedelta(hours=1)))
+    sync_job(job_payload(started=started, finished=None, status=1, output_video=None))
+    orm = Job.objects.get()
+    assert orm.tensorpix_id is not None
+    assert orm.started is not None
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as captured:
+        fast = postgres.read_existing(
+            Job, "default", [orm.tensorpix_id], using="default", lock=False
+        )
+
+    assert ("extract(epoch" in captured.captured_queries[0]["sql"]) is epoch
+    row = fast[orm.tensorpix_id]
+    for field in Job._meta.concrete_fields:
+        assert getattr(row, field.attname) == getattr(orm, field.attname), field.name
+    assert row.started.tzinfo is orm.started.tzinfo is connection.timezone
+    assert (row._state.adding, row._state.db) == (False, "default")

@@ -20,14 +20,18 @@ from hypothesis import strategies as st
 from django_tensorpix.exceptions import MalformedPayload
 from django_tensorpix.models import Job, JobEvent, MLModel, RestoredVideo, Video
 from django_tensorpix.sync import sync_jobs
+from django_tensorpix.sync.payloads import Invalid, check_json
+from django_tensorpix.sync.specs import JOB, ML_MODEL, RESTORED_VIDEO, VIDEO
 from tests.strategies import (
     NESTED,
     broken_jobs,
     components,
     job_payload,
     json_type,
+    json_values,
     payloads,
     resolve,
+    text,
     with_unique_ids,
 )
 
@@ -41,6 +45,7 @@ property_settings = settings(
         HealthCheck.data_too_large,
     ],
 )
+SPECS = {"Job": JOB, "Video": VIDEO, "RestoredVideo": RESTORED_VIDEO, "MLModelList": ML_MODEL}
 MODELS = {"Job": Job, "Video": Video, "RestoredVideo": RestoredVideo, "MLModelList": MLModel}
 
 
@@ -159,3 +164,91 @@ def test_nul_in_a_field_tensorpix_added_later_is_refused() -> None:
 
     assert error.value.field == "x_notes[1]"
     assert not Job.objects.exists()
+
+
+def reference_values(spec: Any, payload: dict[str, Any]) -> dict[str, Any] | str:
+    """What ``Field.read`` makes of each field, one call each: the values, or the error."""
+    try:
+        return {f.name: f.read(payload) for f in spec.fields}
+    except Invalid as error:
+        return f"{error.path}: {error.reason}"
+
+
+def fast_values(spec: Any, payload: dict[str, Any]) -> dict[str, Any] | str:
+    try:
+        return spec.parse_object({"id": 1, **payload}).values
+    except Invalid as error:
+        return f"{error.path}: {error.reason}"
+
+
+@pytest.mark.parametrize("component", ["Job", "Video", "RestoredVideo", "MLModelList"])
+def test_the_shortcut_of_field_checks_agrees_with_reading_each_field(component: str) -> None:
+    """``parse_object`` takes values of the exact type within bounds without calling
+    ``Field.read``: the values and errors must be the same, at every edge of the bounds."""
+    spec = SPECS[component]
+    edges: st.SearchStrategy[Any] = st.sampled_from(
+        [
+            *(2**31 - 1, 2**31, -(2**31), -(2**31) - 1, 2**63 - 1, 2**63, 2**200),
+            *(True, False, 0, 1, 1.0, -0.0, 1e308, 1.7976931348623157e308, 10**400),
+            *("", "1", None, [], {}),
+        ]
+    )
+
+    @property_settings
+    @given(payload=payloads(component, "mixed"), data=st.data())
+    def check(payload: dict[str, Any], data: st.DataObject) -> None:
+        names = [f.name for f in spec.fields if not f.nested]
+        for name in data.draw(st.lists(st.sampled_from(names), max_size=3)):
+            payload[name] = data.draw(edges)
+        for name in [f.name for f in spec.fields if f.nested]:
+            payload.pop(name, None)
+        nested = [f for f in spec.fields if f.nested]
+        flat = type(spec)(spec.object_type, tuple(f for f in spec.fields if f not in nested))
+        assert fast_values(flat, payload) == reference_values(flat, payload)
+
+    check()
+
+
+def nested_lists(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def hostile_values() -> st.SearchStrategy[Any]:
+    """JSON-ish values with what ``check_json`` refuses mixed in, nested up to 40 deep."""
+    refused = st.sampled_from(
+        ["a\x00b", "\ud800", float("nan"), float("inf"), (1, 2), {"\x00": 1}, {1: "key"}]
+    )
+    leaves = st.one_of(refused, json_values())
+    deep = st.integers(27, 33).map(nested_lists)
+    return st.one_of(leaves, deep, st.lists(leaves, max_size=2), st.dictionaries(text(), leaves))
+
+
+def test_the_fast_payload_check_accepts_only_what_the_full_check_accepts() -> None:
+    """``parse_clean`` checks while parsing instead of encoding: whatever it accepts, the
+    full check (``check_json`` then ``parse_object``) accepts with the same values."""
+
+    @settings(property_settings, max_examples=200)
+    @given(job=payloads("Job", "mixed"), data=st.data())
+    def check(job: dict[str, Any], data: st.DataObject) -> None:
+        job = with_unique_ids(job, seed=1)
+        targets = [job] + [job[name] for name in NESTED if isinstance(job.get(name), dict)]
+        targets += [m for m in job.get("ml_models") or [] if isinstance(m, dict)]
+        for _ in range(data.draw(st.integers(0, 2))):
+            target = data.draw(st.sampled_from(targets))
+            name = data.draw(st.one_of(st.just("x_extra"), st.sampled_from(sorted(target))))
+            if name != "id":
+                target[name] = data.draw(hostile_values())
+        fast = JOB.parse_clean(job, 1)
+        try:
+            check_json(job)
+            full: Any = JOB.parse_object(job)
+        except Invalid:
+            full = None
+        if fast is not None:
+            assert fast == full
+
+    check()
+    assert JOB.parse_clean(job_payload(), 1) == JOB.parse_object(job_payload())

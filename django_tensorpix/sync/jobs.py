@@ -8,6 +8,7 @@ ML model links, one insert of events.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,16 +29,20 @@ from django_tensorpix.sync.rows import (
     BOOKKEEPING_FIELDS,
     RowChange,
     apply_payload,
+    insert_links,
     insert_rows,
     last_per_id,
     lock_for_sync,
     mark_seen,
+    new_row,
     read_existing,
     save_rows,
     send_post_save,
     upsert_page,
 )
 from django_tensorpix.sync.specs import JOB, ML_MODEL, RESTORED_VIDEO, VIDEO
+
+logger = logging.getLogger(__name__)
 
 JOB_UPDATE_FIELDS = [
     *JOB.column_names(),
@@ -221,9 +226,16 @@ def _apply_job(
     for name, rows in links:
         payload = job.values[name]
         target = rows[payload.tensorpix_id].instance if payload is not None else None
-        if getattr(instance, f"{name}_id") != (target.pk if target else None):
+        field: Any = Job._meta.get_field(name)
+        pk = target.pk if target is not None else None
+        if getattr(instance, field.attname) != pk:
             change.changed.add(name)
-        setattr(instance, name, target)
+        # ``job.output_video = target`` without the descriptor: it would also cache the
+        # job on the restored video (``output_of``, one-to-one), a reference cycle that
+        # keeps every page's rows alive until Python's cyclic GC runs, so peak memory
+        # grew with the length of a sync. ``job.<name>`` is cached as it would be.
+        setattr(instance, field.attname, pk)
+        field.set_cached_value(instance, target)
     if change.created:
         change.changed.clear()
     elif change.changed:
@@ -268,14 +280,13 @@ def _link_ml_models(
     if obsolete:
         links.filter(id__in=obsolete).delete()
     new_links = [
-        through(job_id=job_pk, mlmodel_id=model_pk)
+        (job_pk, model_pk)
         for job_pk, model_pks in wanted.items()
         for model_pk in model_pks - current[job_pk]
     ]
-    if new_links:
-        # The sync lock already keeps two syncs from inserting the same link; ON CONFLICT
-        # DO NOTHING keeps a writer that does not take it (host code) from failing the page.
-        insert_rows(through, new_links, using=using, ignore_conflicts=True)
+    # The sync lock already keeps two syncs from inserting the same link; ON CONFLICT
+    # DO NOTHING keeps a writer that does not take it (host code) from failing the page.
+    insert_links(through, ("job_id", "mlmodel_id"), new_links, using=using)
     return {
         job_pk: (wanted[job_pk] - current[job_pk], removed[job_pk])
         for job_pk in wanted
@@ -323,18 +334,23 @@ def _record_transitions(
     :mod:`django_tensorpix.sync.dispatch` for what happens if it dies before sending.
     """
     events = []
+    lease = dispatch.dispatch_lease(now)
     for job_id, transition in transitions.items():
         if not transition.status_changed:
             continue
         change = changes[job_id]
-        event = JobEvent(
-            job=change.instance,
-            at=now,
-            kind=JobEventKind.STATUS,
-            old_value=_status_text(transition.old_status),
-            new_value=_status_text(transition.new_status),
-            dispatch_lease_until=dispatch.dispatch_lease(now),
+        event = new_row(
+            JobEvent,
+            {
+                "job_id": change.instance.pk,
+                "at": now,
+                "kind": JobEventKind.STATUS,
+                "old_value": _status_text(transition.old_status),
+                "new_value": _status_text(transition.new_status),
+                "dispatch_lease_until": lease,
+            },
         )
+        event.job = change.instance
         events.append((event, change.instance, change.created))
     if events:
         insert_rows(JobEvent, [event for event, _, _ in events], using=using)
@@ -348,21 +364,27 @@ def _status_text(status: int | None) -> str:
 def _send_progress_on_commit(
     changes: dict[int, RowChange], old_progress: dict[int, float | None], *, using: str
 ) -> None:
-    """``job_progress`` for each job whose stored progress moved (best effort, not durable)."""
+    """``job_progress`` for each job whose stored progress moved (best effort, not durable).
+
+    One ``on_commit`` callback for the page (registering one per job cost more than the
+    signals), robust per job as ``on_commit(robust=True)`` is per callback: a receiver
+    that raises is logged and the next job's signal is still sent.
+    """
+    moved = []
     for job_id, change in changes.items():
         if change.stale:
             continue
         old, new = old_progress.get(job_id), change.instance.processing_progress
         if new is None or old == new:
             continue
-        transaction.on_commit(
-            partial(
-                signals.job_progress.send,
-                sender=Job,
-                job=change.instance,
-                old_progress=old,
-                new_progress=new,
-            ),
-            using=using,
-            robust=True,
-        )
+        moved.append((change.instance, old, new))
+    if moved:
+        transaction.on_commit(partial(_send_progress, moved), using=using)
+
+
+def _send_progress(moved: list[tuple[Job, float | None, float]]) -> None:
+    for job, old, new in moved:
+        try:
+            signals.job_progress.send(sender=Job, job=job, old_progress=old, new_progress=new)
+        except Exception:
+            logger.exception("A receiver of job_progress failed for %s.", job)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -124,6 +125,18 @@ def cost(value: Any) -> Decimal:
     return Decimal(text)
 
 
+_MISSING = object()
+# For the parsers that return a valid value unchanged: its exact type, and the bounds it
+# must be within (``None``: any). A float within ``±max`` is finite (NaN compares false).
+_ACCEPTED: dict[Callable[[Any], Any], tuple[type, Any, Any]] = {
+    string: (str, None, None),
+    boolean: (bool, None, None),
+    integer: (int, *INT32),
+    big_integer: (int, *INT64),
+    number: (float, -sys.float_info.max, sys.float_info.max),
+}
+
+
 def url_paths(value: Any) -> Any:
     """The value with every URL's query string and fragment removed, for comparisons.
 
@@ -207,17 +220,86 @@ class ObjectSpec:
     object_type: str
     fields: tuple[Field, ...]
     known: frozenset[str] = field(init=False)
+    _plan: tuple[tuple[str, Any, Any, Any, Callable[[Any], Any], Any, Any], ...] = field(
+        init=False, repr=False, compare=False
+    )
+    columns: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "known", frozenset({"id"} | {f.name for f in self.fields}))
+        plan = tuple(
+            (
+                f.name,
+                *_ACCEPTED.get(f.parse, (_MISSING, None, None)),
+                f.read,
+                _OBJECTS.get(f.parse),
+                _ARRAYS.get(f.parse),
+            )
+            for f in self.fields
+        )
+        object.__setattr__(self, "_plan", plan)
+        object.__setattr__(self, "columns", tuple(f.name for f in self.fields if not f.nested))
 
     def parse(self, payload: Any) -> Parsed:
         """Check a whole payload (nested objects included); raise MalformedPayload if it is bad."""
+        parsed = self.parse_clean(payload, 1)
+        if parsed is not None:
+            return parsed
         try:
             check_json(payload)
             return self.parse_object(payload)
         except Invalid as error:
             raise self.malformed(payload, error) from None
+
+    def parse_clean(self, payload: Any, level: int) -> Parsed | None:
+        """:meth:`parse_object` of a payload that is plainly valid, ``None`` at any doubt.
+
+        The checks of :func:`check_json` made on the way instead of by encoding the whole
+        payload: text without NUL or lone surrogates, finite floats, JSON types only
+        (exactly: no subclass, no tuple, string keys), nesting within ``MAX_JSON_DEPTH``
+        (``level`` is the payload's own). Anything else, a malformed payload included,
+        returns ``None``, and :meth:`parse` takes the slow path, which names the problem:
+        what is accepted here is exactly what the slow path accepts, with the same values.
+        """
+        if type(payload) is not dict or level > MAX_JSON_DEPTH:
+            return None
+        tensorpix_id = payload.get("id")
+        if type(tensorpix_id) is not int or not INT64[0] <= tensorpix_id <= INT64[1]:
+            return None
+        values: dict[str, Any] = {}
+        for name, exact, low, high, read, one, each in self._plan:
+            value = payload.get(name, _MISSING)
+            if type(value) is exact and (low is None or low <= value <= high):
+                # ``_clean_text`` inlined for the usual ASCII text (most values of a page).
+                if exact is str and (
+                    "\x00" in value or not (value.isascii() or _clean_text(value))
+                ):
+                    return None
+                values[name] = value
+            elif one is not None and type(value) is dict:
+                nested = one.parse_clean(value, level + 1)
+                if nested is None:
+                    return None
+                values[name] = nested
+            elif each is not None and type(value) is list:
+                items = [each.parse_clean(item, level + 2) for item in value]
+                if level + 1 > MAX_JSON_DEPTH or None in items:
+                    return None
+                values[name] = items
+            else:
+                try:
+                    values[name] = read(payload)
+                except Invalid:
+                    return None
+                if value is not _MISSING and not _clean(value, level):
+                    return None
+        known = self.known
+        for key, value in payload.items():
+            if key not in known and not (
+                type(key) is str and _clean_text(key) and _clean(value, level)
+            ):
+                return None
+        return Parsed(tensorpix_id, values, payload)
 
     def parse_object(self, payload: Any) -> Parsed:
         if not isinstance(payload, dict):
@@ -228,12 +310,25 @@ class ObjectSpec:
             tensorpix_id = big_integer(payload["id"])
         except Invalid as error:
             raise error.inside("id") from None
-        values = {f.name: f.read(payload) for f in self.fields}
+        values = {}
+        for name, exact, low, high, read, _, _ in self._plan:
+            value = payload.get(name, _MISSING)
+            # A value of the field's exact type within its bounds is what ``Field.read``
+            # would return itself: taken as is, without the calls (most of a page).
+            if type(value) is exact and (low is None or low <= value <= high):
+                values[name] = value
+            else:
+                values[name] = read(payload)
         return Parsed(tensorpix_id, values, payload)
 
-    def nested(self, value: Any) -> Parsed:
+    @property
+    def nested(self) -> Callable[[Any], Parsed]:
         """Field parser for this object type embedded in another (e.g. ``Job.input_video``)."""
-        return self.parse_object(value)
+        parse = _NESTED_PARSERS.get(self)
+        if parse is None:
+            parse = _NESTED_PARSERS[self] = self.parse_object
+            _OBJECTS[parse] = self
+        return parse
 
     def malformed(self, payload: Any, error: Invalid) -> MalformedPayload:
         object_id = payload.get("id") if isinstance(payload, dict) else None
@@ -264,7 +359,7 @@ class ObjectSpec:
         return changed
 
     def column_names(self) -> list[str]:
-        return [f.name for f in self.fields if not f.nested]
+        return list(self.columns)
 
 
 def same_payload(stored: Any, received: Any) -> bool:
@@ -286,7 +381,12 @@ def same_payload(stored: Any, received: Any) -> bool:
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    return _CANONICAL.encode(value)
+
+
+# Built once: ``json.dumps`` with options builds an encoder on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, allow_nan=False)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
 
 def same_json(stored: Any, received: Any) -> bool:
@@ -328,7 +428,7 @@ def check_json(value: Any) -> None:
     the field when that finds something suspicious.
     """
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        text = _ENCODER.encode(value)
         text.encode("utf-8")
     except RecursionError:
         raise Invalid(f"is nested deeper than {MAX_JSON_DEPTH} levels") from None
@@ -337,7 +437,7 @@ def check_json(value: Any) -> None:
     else:
         # Bounded here too (the client already refuses deeper answers): comparing and
         # storing JSON recurses once per level, on every later sync of the object.
-        if json_depth(text) > MAX_JSON_DEPTH:
+        if _may_nest_deeper(text) and json_depth(text) > MAX_JSON_DEPTH:
             raise Invalid(f"is nested deeper than {MAX_JSON_DEPTH} levels")
         if "\\u0000" not in text:
             return
@@ -353,6 +453,15 @@ def check_json(value: Any) -> None:
             raise Invalid(f"{item} is not a finite number", where)
         elif not isinstance(item, JSON_SCALARS):
             raise Invalid(f"{_describe(item)} is not a JSON value", where)
+
+
+def _may_nest_deeper(text: str) -> bool:
+    """Whether ``text`` could nest deeper than allowed: never with fewer brackets in all.
+
+    Counting brackets (inside strings too) is an upper bound found at C speed; a usual
+    payload has a handful, so the exact (and much slower) measure rarely runs.
+    """
+    return text.count("{") + text.count("[") > MAX_JSON_DEPTH
 
 
 JSON_SCALARS = (str, int, float, bool, type(None))
@@ -371,6 +480,46 @@ def _walk(value: Any, path: str) -> Iterator[tuple[str, Any]]:
         yield path, value
 
 
+# The specs behind the parsers of nested objects and arrays of them (for ``parse_clean``).
+_NESTED_PARSERS: dict[ObjectSpec, Callable[[Any], Parsed]] = {}
+_OBJECTS: dict[Callable[[Any], Any], ObjectSpec] = {}
+_ARRAYS: dict[Callable[[Any], Any], ObjectSpec] = {}
+
+
+def _clean_text(text: str) -> bool:
+    """No NUL (PostgreSQL refuses it) and valid UTF-8 (no lone surrogate)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _clean(value: Any, level: int) -> bool:
+    """Whether a value held at nesting ``level`` is JSON :func:`check_json` accepts."""
+    kind = type(value)
+    if kind is str:
+        return _clean_text(value)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is int or kind is bool or value is None:
+        return True
+    if level >= MAX_JSON_DEPTH:
+        return False
+    if kind is dict:
+        return all(
+            type(key) is str and _clean_text(key) and _clean(item, level + 1)
+            for key, item in value.items()
+        )
+    if kind is list:
+        return all(_clean(item, level + 1) for item in value)
+    return False
+
+
 def many(spec: ObjectSpec) -> Callable[[Any], list[Parsed]]:
     def parse(value: Any) -> list[Parsed]:
         if not isinstance(value, list):
@@ -383,6 +532,7 @@ def many(spec: ObjectSpec) -> Callable[[Any], list[Parsed]]:
                 raise error.inside(f"[{index}]") from None
         return items
 
+    _ARRAYS[parse] = spec
     return parse
 
 
