@@ -1,7 +1,8 @@
 """One OS process of the concurrency tests: syncs a listing into the test database.
 
 ``python -m tests.sync_worker MODE LISTING.json DIRECTORY ROUNDS`` sets Django up
-(``DATABASE_URL`` names the test database) and, for each round, waits for
+(``DATABASE_URL`` names the test database; ``SYNC_FAST_PATH=0`` in the environment makes
+it write through ``bulk_create``, as on other databases) and, for each round, waits for
 ``DIRECTORY/start-N`` so that the processes start together, syncs, and writes its result
 as JSON to ``DIRECTORY/<pid>-N``. MODE is ``listing`` (the full listing, as
 ``tensorpix_sync`` syncs it) or ``jobs`` (every third job on its own, as polls do).
@@ -22,6 +23,11 @@ def main(mode: str, listing_path: str, directory: str, rounds: str) -> None:
     import django
 
     django.setup()
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    fast = os.environ.get("SYNC_FAST_PATH", "1") == "1"
+    override_settings(TENSORPIX={**settings.TENSORPIX, "SYNC_FAST_PATH": fast}).enable()
     from django_tensorpix.client import Page, TensorPixClient
     from django_tensorpix.conf import Account
     from django_tensorpix.sync import sync_full_listing, sync_job

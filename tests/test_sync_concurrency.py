@@ -2,7 +2,8 @@
 
 Two ``tensorpix_sync`` runs started together on an empty database used to crash with an
 ``IntegrityError`` on the job <-> ML model links, and both counted the same rows as
-created. Each round starts the processes together on an empty database.
+created. Each round starts the processes together on an empty database, on each write
+path: PostgreSQL's fast path and the generic ``bulk_create`` one.
 """
 
 from __future__ import annotations
@@ -43,11 +44,18 @@ def _listing() -> list[list[dict[str, Any]]]:
 class Workers:
     """Worker processes (``tests.sync_worker``) that sync together, round after round."""
 
-    def __init__(self, folder: Path, modes: list[str], listing: list[list[dict]], rounds: int):
+    def __init__(
+        self, folder: Path, modes: list[str], listing: list[list[dict]], rounds: int, path: str
+    ):
         self.folder = folder
         listing_file = folder / "listing.json"
         listing_file.write_text(json.dumps(listing))
-        env = {**os.environ, "DATABASE_URL": _database_url(), "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "DATABASE_URL": _database_url(),
+            "PYTHONPATH": str(ROOT),
+            "SYNC_FAST_PATH": "1" if path == "fast" else "0",
+        }
         arguments = [str(listing_file), str(folder), str(rounds)]
         self.processes = [
             subprocess.Popen(  # noqa: S603 (our own worker module, our own arguments)
@@ -101,9 +109,10 @@ def _assert_exact_rows(listing: list[list[dict[str, Any]]]) -> None:
     assert JobEvent.objects.count() == len(jobs)
 
 
-def test_two_syncs_of_one_listing_into_an_empty_database(tmp_path: Path) -> None:
+@pytest.mark.parametrize("path", ["fast", "generic"])
+def test_two_syncs_of_one_listing_into_an_empty_database(tmp_path: Path, path: str) -> None:
     listing = _listing()
-    workers = Workers(tmp_path, ["listing", "listing"], listing, ROUNDS)
+    workers = Workers(tmp_path, ["listing", "listing"], listing, ROUNDS, path)
     try:
         for number in range(ROUNDS):
             _empty_the_mirror()
@@ -118,9 +127,10 @@ def test_two_syncs_of_one_listing_into_an_empty_database(tmp_path: Path) -> None
         workers.stop()
 
 
-def test_a_sync_concurrent_with_polls_of_the_same_jobs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("path", ["fast", "generic"])
+def test_a_sync_concurrent_with_polls_of_the_same_jobs(tmp_path: Path, path: str) -> None:
     listing = _listing()
-    workers = Workers(tmp_path, ["listing", "jobs"], listing, ROUNDS)
+    workers = Workers(tmp_path, ["listing", "jobs"], listing, ROUNDS, path)
     try:
         for number in range(ROUNDS):
             _empty_the_mirror()
