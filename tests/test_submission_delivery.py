@@ -3,7 +3,7 @@
 The worker runs in its own process against the test database (so PostgreSQL only: SQLite
 in memory cannot be shared), on a queue of its own in Redis database 10. It covers what
 only real delivery shows: the task sent on commit, a lost message re-driven by the periodic
-sweep, and archiving started by ``job_finished``.
+sweep, archiving started by ``job_finished``, and the admin's queued sync and archive.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import redis
 from celery import _state
 from django.core.files.base import ContentFile
 from django.db import connection
+from django.urls import reverse
 
 from django_tensorpix import services
 from django_tensorpix.client import TensorPixClient
@@ -182,3 +183,32 @@ def uploaded(video: Video) -> bool:
 
 def posts_of(emulator: TensorPixEmulator, route: str) -> int:
     return sum(1 for record in emulator.requests if record.route == route)
+
+
+def test_the_admin_queues_its_sync_and_archive_for_the_worker(
+    worker, tensorpix_account, admin_client, settings
+):
+    emulator = tensorpix_account
+    finished = emulator.seed_jobs(3, status=JobStatus.FINISHED)
+    settings.TENSORPIX = {**settings.TENSORPIX, "ADMIN_RUN_INLINE": False}
+
+    page = admin_client.post(reverse("admin:django_tensorpix_job_sync"), follow=True)
+    assert "Sync from TensorPix queued as task" in page.text
+    wait_for(lambda: Job.objects.count() == 3, worker, "the queued sync")
+    assert set(Job.objects.values_list("tensorpix_id", flat=True)) == set(finished)
+
+    # Jobs imported already finished are history: ARCHIVE_OUTPUTS leaves them alone, so
+    # only the admin's action can archive one.
+    assert not Job.objects.exclude(archived_file="").exists()
+    job = Job.objects.order_by("pk").first()
+    assert job is not None
+    page = admin_client.post(
+        reverse("admin:django_tensorpix_job_changelist"),
+        {"action": "archive_outputs", "_selected_action": [job.pk]},
+        follow=True,
+    )
+    assert "Archiving queued: 1 job" in page.text
+    wait_for(lambda: bool(Job.objects.get(pk=job.pk).archived_file), worker, "the archive")
+    job.refresh_from_db()
+    assert job.output_video is not None
+    assert Path(job.archived_file.path).stat().st_size == job.output_video.size
