@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.dispatch import receiver
 
 from django_tensorpix import signals
 from django_tensorpix.conf import tensorpix_settings
-
-logger = logging.getLogger(__name__)
 
 
 @receiver(signals.job_finished, dispatch_uid="django_tensorpix.archive_on_finish")
@@ -25,7 +22,4 @@ def archive_finished_output(sender: Any, job: Any, created: bool = False, **kwar
         return
     from django_tensorpix import tasks
 
-    try:
-        tasks.archive_job_output.delay(job.pk)
-    except Exception as error:
-        logger.warning("Could not enqueue archiving %s (%s).", job, type(error).__name__)
+    tasks.enqueue(tasks.archive_job_output, job.pk, what=f"archiving {job}")

@@ -397,28 +397,24 @@ def enqueue_submission(job_pk: int) -> None:
     """Send the submission task; if the broker is down, the periodic sweep re-drives it."""
     from django_tensorpix import tasks
 
-    try:
-        tasks.submit_job.delay(job_pk)
-    except Exception as error:
-        logger.warning(
-            "Could not enqueue the submission of job %s (%s); submit_pending_jobs will.",
-            job_pk,
-            type(error).__name__,
-        )
+    tasks.enqueue(
+        tasks.submit_job,
+        job_pk,
+        what=f"the submission of job {job_pk}",
+        fallback="submit_pending_jobs",
+    )
 
 
 def enqueue_upload(video_pk: int) -> None:
     """Send the upload task; if the broker is down, the periodic sweep re-drives it."""
     from django_tensorpix import tasks
 
-    try:
-        tasks.upload_video.delay(video_pk)
-    except Exception as error:
-        logger.warning(
-            "Could not enqueue the upload of video %s (%s); upload_pending_videos will.",
-            video_pk,
-            type(error).__name__,
-        )
+    tasks.enqueue(
+        tasks.upload_video,
+        video_pk,
+        what=f"the upload of video {video_pk}",
+        fallback="upload_pending_videos",
+    )
 
 
 def retry_submission(job: Job) -> Job:

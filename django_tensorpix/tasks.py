@@ -39,6 +39,20 @@ logger = logging.getLogger(__name__)
 SYNC_ORDER = ("ml-models", "videos", "restored-videos", "jobs")
 
 
+def enqueue(task: Any, *args: Any, what: str, fallback: str = "") -> None:
+    """``task.delay(*args)``, or a warning when the broker cannot take the message.
+
+    Callers queue work that is already committed (on commit, or from a signal): a broker
+    that is down must not undo or break it. ``fallback`` names the periodic sweep that
+    re-drives the work, for the warning.
+    """
+    try:
+        task.delay(*args)
+    except Exception as error:
+        then = f"; {fallback} will" if fallback else ""
+        logger.warning("Could not enqueue %s (%s)%s.", what, type(error).__name__, then)
+
+
 # -- Polling ---------------------------------------------------------------------------
 
 
